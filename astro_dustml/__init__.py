@@ -1,0 +1,50 @@
+"""
+astro_dustml: resolved dust maps of galaxies from UV to mid-infrared images.
+
+Following Dobbels & Baes (2021, A&A), machine-learning models trained on
+DustPedia galaxies predict the specific dust luminosity, specific dust mass
+and dust temperature, with a per-pixel uncertainty, from GALEX, SDSS, 2MASS,
+WISE and Spitzer/IRAC images.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from astropy import config as _config
+
+try:
+    __version__ = version(__name__)
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = '0.0.0'
+
+__all__ = ['conf', 'Conf', '__version__']
+
+
+class Conf(_config.ConfigNamespace):
+    """
+    Configuration parameters for `astro_dustml`.
+
+    Read at call time; change them for a block of code with
+    ``conf.set_temp``, or permanently in ``~/.astropy/config/astro_dustml.cfg``.
+    """
+
+    default_model = _config.ConfigItem(
+        'dustpedia-global',
+        'Name of the pretrained model used when none is given.')
+    model_urls = _config.ConfigItem(
+        ['https://github.com/astro-dustml/astro-dustml-models/releases/download/v1/'],
+        'Mirror list of base URLs from which registered pretrained models '
+        'are downloaded; tried in order.', cfgtype='string_list')
+    allow_download = _config.ConfigItem(
+        True, 'Whether models and data files may be downloaded when they '
+        'are not in the astropy cache.')
+    remote_timeout = _config.ConfigItem(
+        30., 'Timeout in seconds for downloads of models and data files.')
+    dustpedia_dir = _config.ConfigItem(
+        '', 'Folder holding local copies of the DustPedia archive tables '
+        '(photometry, HyperLEDA, CIGALE catalogue); empty to download them.')
+    dustpedia_url = _config.ConfigItem(
+        'http://dustpedia.astro.noa.gr/Data/GetData?dataPath=',
+        'Base URL of the public DustPedia archive files.')
+
+
+conf = Conf()

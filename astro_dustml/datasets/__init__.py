@@ -1,0 +1,6 @@
+"""Data sets: mock galaxies for tests and examples, and the DustPedia training sample."""
+
+from .mock import *  # noqa: F401,F403
+from .mock import __all__ as _mock_all
+
+__all__ = list(_mock_all)

@@ -1,0 +1,26 @@
+"""Warning and exception classes of `astro_dustml`."""
+
+from astropy.utils.exceptions import AstropyUserWarning
+
+__all__ = ['AstroDustMLWarning', 'StarMaskingWarning', 'OutOfDomainWarning',
+           'ModelIntegrityError', 'ModelNotAvailableError']
+
+
+class AstroDustMLWarning(AstropyUserWarning):
+    """Base class of the warnings issued by `astro_dustml`."""
+
+
+class StarMaskingWarning(AstroDustMLWarning):
+    """Something in foreground-star masking needed a fallback."""
+
+
+class OutOfDomainWarning(AstroDustMLWarning):
+    """Inputs lie outside the domain a model was trained on."""
+
+
+class ModelIntegrityError(OSError):
+    """A model's files are missing, corrupt or fail their SHA-256 check."""
+
+
+class ModelNotAvailableError(OSError):
+    """A registered model is neither bundled, cached nor downloadable."""
