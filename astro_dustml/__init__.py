@@ -37,6 +37,10 @@ class Conf(_config.ConfigNamespace):
     allow_download = _config.ConfigItem(
         True, 'Whether models and data files may be downloaded when they '
         'are not in the astropy cache.')
+    model_registry = _config.ConfigItem(
+        '', 'Path of a JSON file of registered pretrained models (name -> '
+        'files, SHA-256, description) used instead of the one shipped in '
+        'the package; empty for the shipped one.')
     remote_timeout = _config.ConfigItem(
         30., 'Timeout in seconds for downloads of models and data files.')
     dustpedia_dir = _config.ConfigItem(
