@@ -1,0 +1,311 @@
+"""
+The ``astro-dustml`` command line.
+
+Sub-commands::
+
+    astro-dustml estimate IMAGE.fits ... -o maps.fits [--plot maps.png]
+    astro-dustml models list
+    astro-dustml models download [NAME ...]
+    astro-dustml train TABLE --targets sLd sMd Td --groups galaxy -o MODEL_DIR
+    astro-dustml example OUTDIR
+
+Exit status: 0 on success, 1 when the work failed (the reason on one line of
+standard error), 2 for a usage error.
+"""
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+__all__ = ['main']
+
+_EPILOG = """\
+example:
+  astro-dustml example mock/
+  astro-dustml estimate mock/*.fits --distance 10Mpc -o maps.fits --plot maps.png
+
+exit status: 0 success, 1 the work failed (message on standard error), 2 usage error.
+Set ASTRO_DUSTML_TRACEBACK=1 to see the full traceback of a failure.
+"""
+
+
+class _UsageError(Exception):
+    """Bad command-line values found after parsing: exit status 2."""
+
+
+def _quantity(text, physical_type, what):
+    import astropy.units as u
+    try:
+        value = u.Quantity(text)
+    except (TypeError, ValueError):
+        raise _UsageError(f'{what}: cannot read {text!r} as a quantity with a unit, '
+                          'e.g. 9.0Mpc or 18arcsec.') from None
+    types = physical_type if isinstance(physical_type, tuple) else (physical_type,)
+    if value.unit.physical_type not in types:
+        raise _UsageError(f'{what}: {text!r} is not a {" or ".join(types)}; give a unit, '
+                          'e.g. 9.0Mpc, 18arcsec or 400pc.')
+    return value
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog='astro-dustml',
+        description='Resolved dust maps of galaxies (specific dust luminosity, specific '
+                    'dust mass, dust temperature) from UV to mid-infrared images, '
+                    'following Dobbels & Baes (2021).',
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--version', action='version', version=_version())
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    sub.required = True
+
+    est = sub.add_parser(
+        'estimate', help='estimate dust maps from FITS images',
+        description='Estimate dust maps (sLd, sMd, Td with uncertainties) from one FITS '
+                    'image per band, and write them as a multi-extension FITS file. '
+                    'WISE 3.4 micron is required; bands are recognised from the headers '
+                    'unless given with --band.')
+    est.add_argument('images', nargs='+', metavar='IMAGE', help='FITS image, one per band')
+    est.add_argument('--band', action='append', metavar='BAND',
+                     help='band of each IMAGE, in order (repeat once per image), e.g. '
+                          '--band W1 --band GALEX_NUV; default: from the FITS headers')
+    est.add_argument('--distance', metavar='QUANTITY', help='galaxy distance, e.g. 9.0Mpc')
+    est.add_argument('--ebv', type=float, metavar='E(B-V)',
+                     help='Galactic reddening E(B-V) for the extinction correction')
+    est.add_argument('--gaia', metavar='TABLE',
+                     help="table of Gaia stars to mask (any astropy-readable file with "
+                          "gaia_source columns), or 'query' to query the Gaia archive")
+    est.add_argument('--model', metavar='NAME',
+                     help='model name (see `astro-dustml models list`) or model folder; '
+                          'default: astro_dustml.conf.default_model')
+    est.add_argument('--resolution', metavar='FWHM|BAND',
+                     help='target PSF FWHM (e.g. 18arcsec) or band; default: worst input PSF')
+    est.add_argument('--pixel-scale', metavar='QUANTITY',
+                     help='output pixel scale, angular (8arcsec) or physical (400pc, '
+                          'needs --distance); default: the target FWHM')
+    gal = est.add_argument_group('galaxy region (pixels outside are masked)')
+    gal.add_argument('--name', help='galaxy name recorded in the output')
+    gal.add_argument('--center', nargs=2, type=float, metavar=('RA', 'DEC'),
+                     help='centre, degrees (ICRS)')
+    gal.add_argument('--semimajor', metavar='QUANTITY', help='semi-major axis, e.g. 1arcmin')
+    gal.add_argument('--axis-ratio', type=float, default=1.0, help='b/a (default 1)')
+    gal.add_argument('--position-angle', metavar='QUANTITY', default='0deg',
+                     help='major axis, east of north (default 0deg)')
+    est.add_argument('-o', '--output', required=True, metavar='MAPS.fits',
+                     help='output FITS file')
+    est.add_argument('--plot', metavar='FIGURE.png', help='also save a figure of the maps')
+    est.add_argument('--overwrite', action='store_true', help='replace existing outputs')
+    est.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+    models = sub.add_parser('models', help='list or download pretrained models',
+                            description='List the pretrained models, or fetch registered '
+                                        'ones into the astropy cache for offline use.')
+    msub = models.add_subparsers(dest='action', metavar='ACTION')
+    msub.required = True
+    msub.add_parser('list', help='list bundled and registered models',
+                    description='List bundled and registered models.')
+    dl = msub.add_parser('download', help='fetch models into the cache',
+                         description='Fetch registered models into the astropy download '
+                                     'cache (all of them by default).')
+    dl.add_argument('names', nargs='*', metavar='NAME', help='models to fetch')
+
+    train = sub.add_parser(
+        'train', help='train a model from a pixel or global SED table',
+        description='Train a DustModel from an SED table file with target columns (an '
+                    'astropy-readable file, e.g. ECSV or FITS, in the astro_dustml.sed '
+                    'schema) and save it as a model folder.')
+    train.add_argument('table', metavar='TABLE', help='training table file')
+    train.add_argument('--targets', nargs='+', default=['sLd', 'sMd', 'Td'],
+                       metavar='TARGET', help='target columns (default: sLd sMd Td)')
+    train.add_argument('--groups', default='galaxy', metavar='COLUMN',
+                       help='column of the galaxy each row belongs to (default: galaxy)')
+    train.add_argument('--bands', nargs='+', metavar='BAND',
+                       help='input bands (default: the 18 model inputs)')
+    train.add_argument('--n-estimators', type=int, default=100, help='trees per forest')
+    train.add_argument('--seed', type=int, default=0, help='random seed')
+    train.add_argument('--name', default='', help='model name written on the card')
+    train.add_argument('--description', default='', help='description for the card')
+    train.add_argument('-o', '--output', required=True, metavar='MODEL_DIR',
+                       help='output model folder')
+    train.add_argument('--overwrite', action='store_true', help='replace an existing folder')
+
+    ex = sub.add_parser('example', help='write the bundled mock galaxy as FITS images',
+                        description='Write a mock galaxy with known dust maps, imaged in '
+                                    'the 18 input bands, as one FITS file per band, plus '
+                                    'its true maps (truth.fits).')
+    ex.add_argument('outdir', metavar='OUTDIR', help='folder to write into (created)')
+    ex.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    ex.add_argument('--fov', default='4arcmin', metavar='QUANTITY',
+                    help='side of the images (default 4arcmin)')
+    ex.add_argument('--overwrite', action='store_true', help='replace existing files')
+    return parser
+
+
+def _version():
+    from . import __version__
+    return f'astro-dustml {__version__}'
+
+
+def _galaxy(args):
+    if args.center is None:
+        if args.semimajor is not None:
+            raise _UsageError('--semimajor needs --center RA DEC.')
+        return args.name
+    from astropy.coordinates import SkyCoord
+    if args.semimajor is None:
+        raise _UsageError('--center needs --semimajor too (the galaxy ellipse).')
+    galaxy = {'center': SkyCoord(*args.center, unit='deg'),
+              'semimajor': _quantity(args.semimajor, 'angle', '--semimajor'),
+              'axis_ratio': args.axis_ratio,
+              'position_angle': _quantity(args.position_angle, 'angle', '--position-angle')}
+    if args.name:
+        galaxy['name'] = args.name
+    return galaxy
+
+
+def _estimate(args):
+    if args.band is not None and len(args.band) != len(args.images):
+        raise _UsageError(f'got {len(args.images)} images but {len(args.band)} --band; '
+                          'give one --band per image, or none.')
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise FileExistsError(f'{output} exists; use --overwrite to replace it.')
+    distance = (None if args.distance is None
+                else _quantity(args.distance, 'length', '--distance'))
+    pixel_scale = (None if args.pixel_scale is None
+                   else _quantity(args.pixel_scale, ('angle', 'length'), '--pixel-scale'))
+    resolution = args.resolution
+    if resolution is not None and resolution[:1].isdigit():
+        resolution = _quantity(resolution, 'angle', '--resolution')
+    galaxy = _galaxy(args)
+    stars = None
+    if args.gaia is not None:
+        if args.gaia == 'query':
+            stars = 'gaia'
+        else:
+            from astropy.table import Table
+            stars = Table.read(args.gaia)
+
+    from .estimate import estimate_dust_maps, write_dust_maps
+    maps = estimate_dust_maps(args.images, bands=args.band, model=args.model,
+                              distance=distance, ebv=args.ebv, galaxy=galaxy, stars=stars,
+                              resolution=resolution, pixel_scale=pixel_scale,
+                              progress=not args.no_progress)
+    write_dust_maps(maps, output, overwrite=args.overwrite)
+    print(f'wrote {output}')
+    if args.plot:
+        import matplotlib
+        matplotlib.use('Agg')
+        from .visualization import plot_dust_maps
+        fig = plot_dust_maps(maps)
+        fig.savefig(args.plot, dpi=120)
+        print(f'wrote {args.plot}')
+    return 0
+
+
+def _models(args):
+    from .registry import download_models, list_models
+    if args.action == 'list':
+        table = list_models()
+        if len(table):
+            table.pprint_all()
+        else:
+            print('no models are bundled or registered')
+        print(f"default model: {table.meta['default']}")
+    else:
+        fetched = download_models(args.names or None)
+        print('cached: ' + (', '.join(fetched) if fetched else
+                            'nothing to download (bundled models need none)'))
+    return 0
+
+
+def _train(args):
+    from astropy.table import QTable
+
+    from .bands import INPUT_BANDS
+    from .model import DustModel
+    table = QTable.read(args.table)
+    missing = [c for c in [*args.targets, args.groups] if c not in table.colnames]
+    if missing:
+        raise ValueError(f'{args.table} has no column {", ".join(missing)} (columns: '
+                         f'{", ".join(table.colnames[:12])}...).')
+    bands = args.bands or [b for b in INPUT_BANDS if b in table.colnames]
+    model = DustModel(bands=bands, n_estimators=args.n_estimators, random_state=args.seed)
+    model.fit(table, targets=args.targets, groups=args.groups)
+    model.card['name'] = args.name or Path(args.output).name
+    model.card['description'] = args.description
+    model.card['training']['sample'] = str(args.table)
+    model.save(args.output, overwrite=args.overwrite)
+    print(f'wrote {args.output} ({len(table)} rows, '
+          f'{len(set(table[args.groups]))} groups, targets {", ".join(args.targets)})')
+    return 0
+
+
+def _example(args):
+    from astropy.io import fits
+
+    from .datasets import make_mock_galaxy
+    from .estimate import write_dust_maps
+    fov = _quantity(args.fov, 'angle', '--fov')
+    outdir = Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    mock = make_mock_galaxy(seed=args.seed, fov=fov)
+    for band, image in mock.images.items():
+        header = image.meta['header'].copy()
+        header['OBJECT'] = mock.galaxy['name']
+        fits.PrimaryHDU(image.data, header=header).writeto(
+            outdir / f'mock_{band}.fits', overwrite=args.overwrite)
+    write_dust_maps(mock.truth, outdir / 'truth.fits.gz', overwrite=args.overwrite)
+    g = mock.galaxy
+    print(f"wrote {len(mock.images)} images and the true maps (truth.fits.gz) to {outdir}\n"
+          f"try: astro-dustml estimate {outdir}/mock_*.fits "
+          f"--distance {g['distance'].to_value('Mpc'):g}Mpc -o maps.fits --plot maps.png")
+    return 0
+
+
+_COMMANDS = {'estimate': _estimate, 'models': _models, 'train': _train,
+             'example': _example}
+
+
+def main(argv=None):
+    """
+    Run the ``astro-dustml`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        0 on success, 1 if the work failed, 2 for a usage error.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        with warnings.catch_warnings():
+            # Library warnings are shown once each, without a traceback
+            warnings.simplefilter('default')
+            return _COMMANDS[args.command](args)
+    except _UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f'astro-dustml: error: {exc}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('astro-dustml: interrupted', file=sys.stderr)
+        return 1
+    except Exception as exc:  # one line, no traceback: the messages say what to fix
+        if os.environ.get('ASTRO_DUSTML_TRACEBACK'):
+            raise
+        message = ' '.join(str(exc).split()) or type(exc).__name__
+        print(f'astro-dustml: error: {message}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
