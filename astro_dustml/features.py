@@ -1,0 +1,200 @@
+"""
+Model features from a pixel or global SED table.
+
+The features are those of Dobbels & Baes (2021, Sect. 2.2): colours
+``log10(F_band / F_WISE_3.4)`` of every input band against the normalising
+WISE 3.4 micron band, the logarithm of the WISE 3.4 micron surface brightness
+(flux per solid angle, so that pixels and integrated galaxies share one scale)
+and, optionally, the logarithm of the physical pixel scale.
+
+A band that is masked, missing, or has a non-positive flux gives a NaN feature,
+never zero: the models treat NaN as "band not observed".
+"""
+
+import astropy.units as u
+import numpy as np
+
+from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
+from .sed import FLAG_MASKED, FLAG_MISSING
+
+__all__ = ['make_features', 'feature_names', 'valid_bands']
+
+_BAD_FLAGS = FLAG_MASKED | FLAG_MISSING
+
+
+def _colour_name(band):
+    return f'log_{band}/{REFERENCE_BAND}'
+
+
+_INTENSITY_NAME = f'log_{REFERENCE_BAND}_intensity'
+_SCALE_NAME = 'log_pixel_scale_pc'
+
+
+def _canonical_bands(bands):
+    names = [get_band(b).name for b in bands]
+    if REFERENCE_BAND not in names:
+        raise ValueError(
+            f'the reference band {REFERENCE_BAND} must be among the bands '
+            f'(got {names}); every feature is normalised by it, so add it.')
+    if len(set(names)) != len(names):
+        raise ValueError(f'bands are repeated in {names}; give each band once.')
+    return names
+
+
+def feature_names(*, bands=INPUT_BANDS, include_scale=False):
+    """
+    Names of the features `make_features` returns, in order.
+
+    Parameters
+    ----------
+    bands : sequence of str, optional
+        Input bands; must include ``'WISE_3.4'``.
+    include_scale : bool, optional
+        Whether the log pixel scale in pc is a feature.
+
+    Returns
+    -------
+    names : list of str
+
+    Examples
+    --------
+    >>> from astro_dustml.features import feature_names
+    >>> feature_names(bands=['WISE_3.4', 'WISE_4.6', 'WISE_12'])
+    ['log_WISE_4.6/WISE_3.4', 'log_WISE_12/WISE_3.4', 'log_WISE_3.4_intensity']
+    """
+    names = _canonical_bands(bands)
+    out = [_colour_name(b) for b in names if b != REFERENCE_BAND]
+    out.append(_INTENSITY_NAME)
+    if include_scale:
+        out.append(_SCALE_NAME)
+    return out
+
+
+def _column_value(table, name, unit):
+    col = table[name]
+    if hasattr(col, 'unit') and col.unit is not None:
+        return u.Quantity(col).to_value(unit)
+    return np.asarray(col, dtype=float)
+
+
+def valid_bands(table, *, bands=INPUT_BANDS):
+    """
+    Which bands are usable in each row of a SED table.
+
+    A band is usable when its column exists, its flux is finite and positive
+    and its ``<band>_flag`` (if present) has neither the MASKED nor the
+    MISSING bit set.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table` or `~astropy.table.QTable`
+        Pixel or global SED table (see `astro_dustml.sed`).
+    bands : sequence of str, optional
+        Bands to check.
+
+    Returns
+    -------
+    valid : `~numpy.ndarray` of bool, shape (len(table), len(bands))
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from astropy.table import QTable
+    >>> from astro_dustml.features import valid_bands
+    >>> t = QTable({'WISE_3.4': [1., 2.] * u.Jy, 'WISE_4.6': [0.5, -1.] * u.Jy})
+    >>> valid_bands(t, bands=['WISE_3.4', 'WISE_4.6'])
+    array([[ True,  True],
+           [ True, False]])
+    """
+    names = [get_band(b).name for b in bands]
+    valid = np.zeros((len(table), len(names)), dtype=bool)
+    for j, band in enumerate(names):
+        if band not in table.colnames:
+            continue
+        flux = _column_value(table, band, u.Jy)
+        ok = np.isfinite(flux) & (flux > 0)
+        if f'{band}_flag' in table.colnames:
+            flag = np.asarray(table[f'{band}_flag'])
+            if flag.dtype.kind in 'iu':
+                ok &= (flag & _BAD_FLAGS) == 0
+            else:
+                raise TypeError(
+                    f'column {band}_flag must be an integer bitmask '
+                    f'(astro_dustml.sed flags); got dtype {flag.dtype}.')
+        if hasattr(table[band], 'mask'):
+            ok &= ~np.ma.getmaskarray(table[band])
+        valid[:, j] = ok
+    return valid
+
+
+def make_features(table, *, bands=INPUT_BANDS, include_scale=False):
+    """
+    Compute the model features of every row of a SED table.
+
+    Parameters
+    ----------
+    table : `~astropy.table.QTable`
+        Pixel or global SED table with, per band, a flux column ``<band>``
+        (Jy) and optionally ``<band>_flag`` (bitmask of `astro_dustml.sed`),
+        plus ``pixel_area`` (solid angle) and, if ``include_scale``,
+        ``pixel_scale_pc``.  Bands absent from the table give NaN features.
+    bands : sequence of str, optional
+        Input bands, in order; must include ``'WISE_3.4'``.
+    include_scale : bool, optional
+        Add ``log10(pixel_scale_pc / pc)`` as the last feature (NaN where the
+        distance is unknown).
+
+    Returns
+    -------
+    features : `~numpy.ndarray`, shape (len(table), n_features)
+        ``log10(F_band / F_WISE_3.4)`` for each band other than WISE 3.4, then
+        ``log10(I_WISE_3.4 / (MJy/sr))``, then (optionally) the scale.  NaN
+        where a band is masked, missing or non-positive; every feature of a
+        row is NaN when WISE 3.4 is unusable.
+    names : list of str
+        Feature names (see `feature_names`).
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from astropy.table import QTable
+    >>> from astro_dustml.features import make_features
+    >>> t = QTable({'WISE_3.4': [1.0] * u.Jy, 'WISE_4.6': [0.5] * u.Jy,
+    ...             'pixel_area': [1e-6] * u.sr})
+    >>> X, names = make_features(t, bands=['WISE_3.4', 'WISE_4.6'])
+    >>> names
+    ['log_WISE_4.6/WISE_3.4', 'log_WISE_3.4_intensity']
+    >>> X.round(3)
+    array([[-0.301,  0.   ]])
+    """
+    names = _canonical_bands(bands)
+    if REFERENCE_BAND not in table.colnames:
+        raise ValueError(
+            f'the table has no {REFERENCE_BAND} column; the models need the '
+            f'WISE 3.4 micron flux of every row (build the table with that band).')
+    if 'pixel_area' not in table.colnames:
+        raise ValueError(
+            "the table has no 'pixel_area' column (solid angle of each row); "
+            'build it with astro_dustml.sed or add the aperture solid angle.')
+    if include_scale and 'pixel_scale_pc' not in table.colnames:
+        raise ValueError(
+            "include_scale=True needs a 'pixel_scale_pc' column (pc); add it or "
+            'set include_scale=False.')
+    valid = valid_bands(table, bands=names)
+    fluxes = np.full(valid.shape, np.nan)
+    for j, band in enumerate(names):
+        if band in table.colnames:
+            fluxes[:, j] = np.where(valid[:, j], _column_value(table, band, u.Jy), np.nan)
+    iref = names.index(REFERENCE_BAND)
+    ref = fluxes[:, iref]
+    cols = [np.log10(fluxes[:, j] / ref) for j in range(len(names)) if j != iref]
+    area = _column_value(table, 'pixel_area', u.sr)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        intensity = (ref * u.Jy / (area * u.sr)).to_value(u.MJy / u.sr)
+        intensity = np.where(intensity > 0, intensity, np.nan)
+        cols.append(np.log10(intensity))
+        if include_scale:
+            scale = _column_value(table, 'pixel_scale_pc', u.pc)
+            cols.append(np.where(np.isfinite(ref) & (scale > 0), np.log10(scale), np.nan))
+    X = np.column_stack(cols) if cols else np.empty((len(table), 0))
+    return X, feature_names(bands=names, include_scale=include_scale)

@@ -1,0 +1,647 @@
+"""
+The dust-property model: a mean and an uncertainty per target.
+
+For each target (``sLd``, ``sMd``, ``Td``) a `DustModel` holds
+
+- a scikit-learn random forest for the mean (Dobbels & Baes 2021, Sect. 2.3);
+- an xgboost model of ``log sigma`` fitted with a Gaussian negative
+  log-likelihood objective on out-of-fold residuals of the mean model, then
+  recalibrated on a held-out split of galaxies so that the weighted mean chi^2
+  of the residuals is one (Dobbels et al. 2020).
+
+Bands are dropped at random, by instrument, in training (each galaxy enters
+with its observed bands plus ``n_dropout`` copies with some instruments
+removed), so the model predicts whenever WISE 3.4 micron and at least
+``min_bands`` bands in total are present, and its uncertainty grows when it
+has fewer bands to go on.
+
+A fitted model is saved as a folder of portable files, never pickle: the
+forest's tree arrays in ``.npz``, each xgboost model in its own UBJSON format
+and a ``model.json`` card (bands, features, targets, training sample, metrics,
+library versions and the SHA-256 of every file), verified on loading.
+"""
+
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+import astropy
+import astropy.units as u
+import numpy as np
+import sklearn
+import xgboost as xgb
+from astropy.table import QTable
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.model_selection import GroupKFold
+
+from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
+from .exceptions import ModelIntegrityError, OutOfDomainWarning
+from .features import make_features, valid_bands
+
+__all__ = ['DustModel', 'TARGET_UNITS', 'group_weights']
+
+TARGET_UNITS = {'sLd': u.dex, 'sMd': u.dex, 'Td': u.K}
+"""Units of the standard targets (others keep the unit of their column)."""
+
+_FORMAT_VERSION = 1
+_CARD = 'model.json'
+_CHUNK = 20000
+
+
+def group_weights(groups):
+    """
+    Weights ``1 / N_rows(group)``, so that every group (galaxy) counts once.
+
+    Parameters
+    ----------
+    groups : array-like
+        Group label of each row.
+
+    Returns
+    -------
+    weights : `~numpy.ndarray`
+        One weight per row; the weights of each group sum to one.
+
+    Examples
+    --------
+    >>> from astro_dustml.model import group_weights
+    >>> group_weights(['a', 'a', 'b', 'a'])
+    array([0.33333333, 0.33333333, 1.        , 0.33333333])
+    """
+    _, inverse, counts = np.unique(np.asarray(groups), return_inverse=True,
+                                   return_counts=True)
+    return 1.0 / counts[inverse.ravel()]
+
+
+def _groups_array(table, groups):
+    if isinstance(groups, str):
+        if groups not in table.colnames:
+            raise ValueError(f'groups={groups!r} is not a column of the table; give a '
+                             "column name (e.g. 'galaxy') or one label per row.")
+        groups = table[groups]
+    groups = np.asarray(groups)
+    if groups.shape != (len(table),):
+        raise ValueError(f'groups must give one label per row ({len(table)}); '
+                         f'got shape {groups.shape}.')
+    return groups
+
+
+def _target_values(table, target):
+    if target not in table.colnames:
+        raise ValueError(f'target {target!r} is not a column of the training table; '
+                         f'add it or choose targets among {table.colnames}.')
+    col = table[target]
+    unit = getattr(col, 'unit', None)
+    expected = TARGET_UNITS.get(target)
+    if expected is not None and unit is not None and unit != u.dimensionless_unscaled:
+        return np.asarray(col.to_value(expected), dtype=float), expected
+    if unit is None or unit == u.dimensionless_unscaled:
+        unit = expected if expected is not None else u.dimensionless_unscaled
+        return np.asarray(col, dtype=float), unit
+    return np.asarray(col.value, dtype=float), unit
+
+
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --- random forest as plain arrays -------------------------------------------------
+
+def _export_forest(forest):
+    """Concatenate the trees of a fitted sklearn forest into flat arrays."""
+    trees = [est.tree_ for est in forest.estimators_]
+    sizes = np.array([t.node_count for t in trees])
+    roots = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    left, right, feature, threshold, value, missing_left = [], [], [], [], [], []
+    for root, t in zip(roots, trees):
+        leaf = t.children_left < 0
+        left.append(np.where(leaf, -1, t.children_left + root))
+        right.append(np.where(leaf, -1, t.children_right + root))
+        feature.append(np.where(leaf, -1, t.feature))
+        threshold.append(t.threshold)
+        value.append(t.value[:, 0, 0])
+        mgl = getattr(t, 'missing_go_to_left', np.zeros(t.node_count, dtype=np.uint8))
+        missing_left.append(mgl)
+    return {'roots': roots.astype(np.int64),
+            'left': np.concatenate(left).astype(np.int32),
+            'right': np.concatenate(right).astype(np.int32),
+            'feature': np.concatenate(feature).astype(np.int16),
+            'threshold': np.concatenate(threshold).astype(np.float64),
+            'value': np.concatenate(value).astype(np.float64),
+            'missing_left': np.concatenate(missing_left).astype(bool)}
+
+
+def _forest_predict(forest, X):
+    """Mean of the trees' leaf values, with sklearn's rules (float32 inputs, NaN routing)."""
+    X = np.asarray(X, dtype=np.float32)
+    n_trees = len(forest['roots'])
+    out = np.empty(len(X))
+    for start in range(0, len(X), _CHUNK):
+        Xc = X[start:start + _CHUNK]
+        rows = np.arange(len(Xc))[None, :]
+        node = np.repeat(forest['roots'][:, None], len(Xc), axis=1)
+        while True:
+            feat = forest['feature'][node]
+            inner = feat >= 0
+            if not inner.any():
+                break
+            x = Xc[rows, np.where(inner, feat, 0)].astype(np.float64)
+            go_left = np.where(np.isnan(x), forest['missing_left'][node],
+                               x <= forest['threshold'][node])
+            child = np.where(go_left, forest['left'][node], forest['right'][node])
+            node = np.where(inner, child, node)
+        out[start:start + _CHUNK] = forest['value'][node].sum(axis=0) / n_trees
+    return out
+
+
+class DustModel(BaseEstimator):
+    """
+    Predict dust properties, with uncertainties, from UV to mid-infrared SEDs.
+
+    Parameters
+    ----------
+    bands : sequence of str, optional
+        Input bands (must include ``'WISE_3.4'``).
+    include_scale : bool, optional
+        Use ``log10(pixel_scale_pc)`` as a feature.
+    n_estimators, max_depth, min_samples_leaf, max_features : optional
+        Random forest settings (`~sklearn.ensemble.RandomForestRegressor`);
+        they also set the size of a saved model.
+    band_dropout : float, optional
+        Probability that an instrument (GALEX, SDSS, 2MASS, the WISE bands
+        other than 3.4 micron, IRAC) is removed in a training copy.
+    n_dropout : int, optional
+        Number of band-dropout copies of each training row (0 disables).
+    min_bands : int, optional
+        Minimum number of usable bands, WISE 3.4 micron included, for a
+        prediction; rows with fewer get NaN and ``out_of_domain``.
+    sigma_rounds, sigma_depth, sigma_learning_rate : optional
+        Maximum boosting rounds (early-stopped on the calibration split), tree
+        depth and learning rate of the xgboost uncertainty model.
+    n_inner_splits : int, optional
+        Folds (grouped) of the out-of-fold residuals the uncertainty model
+        is fitted on.
+    calibration_fraction : float, optional
+        Fraction of the groups held out to early-stop and recalibrate the
+        uncertainty model.
+    random_state : int, optional
+        Seed of everything random (dropout, forests, boosting, splits).
+    n_jobs : int, optional
+        Threads for training and prediction.
+
+    Attributes
+    ----------
+    card : dict
+        The model card (written as ``model.json`` by `save`): bands, features,
+        targets, training sample, calibration, metrics, versions.  Add entries
+        (e.g. ``card['cv_metrics']``) before saving.
+
+    Examples
+    --------
+    >>> import numpy as np, astropy.units as u
+    >>> from astropy.table import QTable
+    >>> from astro_dustml.model import DustModel
+    >>> rng = np.random.default_rng(0)
+    >>> n = 300
+    >>> colour = rng.uniform(-1, 1, n)
+    >>> t = QTable({'galaxy': [f'g{i}' for i in range(n)],
+    ...             'WISE_3.4': np.ones(n) * u.Jy,
+    ...             'WISE_4.6': 10 ** colour * u.Jy,
+    ...             'WISE_12': 10 ** rng.uniform(-1, 1, n) * u.Jy,
+    ...             'pixel_area': np.full(n, 1e-6) * u.sr,
+    ...             'Td': (25 + 5 * colour + rng.normal(0, 0.5, n)) * u.K})
+    >>> model = DustModel(bands=['WISE_3.4', 'WISE_4.6', 'WISE_12'],
+    ...                   n_estimators=20, n_dropout=0, sigma_rounds=50)
+    >>> model = model.fit(t, targets=['Td'], groups='galaxy')
+    >>> pred = model.predict(t[:2])
+    >>> pred.colnames
+    ['Td', 'Td_err', 'out_of_domain', 'n_bands']
+    >>> pred['Td'].unit
+    Unit("K")
+    """
+
+    def __init__(self, *, bands=INPUT_BANDS, include_scale=False, n_estimators=100,
+                 max_depth=14, min_samples_leaf=3, max_features=0.5, band_dropout=0.3,
+                 n_dropout=2, min_bands=3, sigma_rounds=300, sigma_depth=3,
+                 sigma_learning_rate=0.05, n_inner_splits=4, calibration_fraction=0.25,
+                 random_state=0, n_jobs=1):
+        self.bands = bands
+        self.include_scale = include_scale
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.band_dropout = band_dropout
+        self.n_dropout = n_dropout
+        self.min_bands = min_bands
+        self.sigma_rounds = sigma_rounds
+        self.sigma_depth = sigma_depth
+        self.sigma_learning_rate = sigma_learning_rate
+        self.n_inner_splits = n_inner_splits
+        self.calibration_fraction = calibration_fraction
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _band_names(self):
+        names = [get_band(b).name for b in self.bands]
+        if REFERENCE_BAND not in names:
+            raise ValueError(f'bands must include {REFERENCE_BAND}, the normalising band.')
+        return names
+
+    def _sigma_inputs(self, X, n_bands):
+        return np.column_stack([X, n_bands]).astype(np.float32)
+
+    def _augment(self, X, valid, weight, groups, rng):
+        """Original rows plus ``n_dropout`` copies with random instruments removed."""
+        bands = self._band_names()
+        colour_of = {b: i for i, b in enumerate(b for b in bands if b != REFERENCE_BAND)}
+        instruments = {}
+        for b in bands:
+            if b != REFERENCE_BAND:
+                instruments.setdefault(get_band(b).instrument, []).append(b)
+        Xs, vs, ws, gs, src = [X], [valid], [weight], [groups], [np.arange(len(X))]
+        for _ in range(self.n_dropout):
+            Xc, vc = X.copy(), valid.copy()
+            for members in instruments.values():
+                drop = rng.random(len(X)) < self.band_dropout
+                for b in members:
+                    Xc[drop, colour_of[b]] = np.nan
+                    vc[drop, bands.index(b)] = False
+            # never drop below the minimum band set: keep such rows whole
+            short = vc.sum(axis=1) < self.min_bands
+            Xc[short], vc[short] = X[short], valid[short]
+            Xs.append(Xc)
+            vs.append(vc)
+            ws.append(weight)
+            gs.append(groups)
+            src.append(np.arange(len(X)))
+        scale = 1.0 / (1 + self.n_dropout)
+        return (np.concatenate(Xs), np.concatenate(vs), np.concatenate(ws) * scale,
+                np.concatenate(gs), np.concatenate(src))
+
+    def _forest(self, seed):
+        return RandomForestRegressor(
+            n_estimators=self.n_estimators, max_depth=self.max_depth,
+            min_samples_leaf=self.min_samples_leaf, max_features=self.max_features,
+            random_state=seed, n_jobs=self.n_jobs)
+
+    def _xgb_params(self, seed):
+        return {'max_depth': self.sigma_depth, 'eta': self.sigma_learning_rate,
+                'subsample': 0.8, 'colsample_bynode': 0.8, 'min_child_weight': 10.0,
+                'lambda': 1.0, 'tree_method': 'hist', 'nthread': self.n_jobs,
+                'seed': int(seed), 'base_score': 0.0, 'disable_default_eval_metric': 1}
+
+    # --- fitting ------------------------------------------------------------------
+
+    def fit(self, table, targets=('sLd', 'sMd', 'Td'), *, groups, sample_weight=None):
+        """
+        Fit mean and uncertainty models for each target.
+
+        Parameters
+        ----------
+        table : `~astropy.table.QTable`
+            Training SED table (see `astro_dustml.sed`) with target columns.
+            Rows with a non-finite target are skipped for that target.
+        targets : sequence of str, optional
+            Target columns.
+        groups : str or array-like
+            Galaxy of each row (column name or labels): folds never split a
+            galaxy, and by default each galaxy gets total weight one.
+        sample_weight : array-like, optional
+            Row weights; default ``1 / N_rows(galaxy)``.
+
+        Returns
+        -------
+        self : `DustModel`
+        """
+        bands = self._band_names()
+        targets = [targets] if isinstance(targets, str) else list(targets)
+        groups = _groups_array(table, groups)
+        weight = (group_weights(groups) if sample_weight is None
+                  else np.asarray(sample_weight, dtype=float))
+        if weight.shape != (len(table),) or not np.all(weight >= 0):
+            raise ValueError('sample_weight must be one non-negative value per row.')
+        X, names = make_features(table, bands=bands, include_scale=self.include_scale)
+        valid = valid_bands(table, bands=bands)
+        usable = valid[:, bands.index(REFERENCE_BAND)] & (valid.sum(axis=1) >= self.min_bands)
+        usable &= np.isfinite(X[:, len(bands) - 1])  # the WISE 3.4 intensity
+        if usable.sum() < 2 * self.n_inner_splits:
+            raise ValueError(
+                f'only {usable.sum()} training rows have {REFERENCE_BAND} and at least '
+                f'{self.min_bands} bands; a model needs more rows than that.')
+        rng = np.random.default_rng(self.random_state)
+        Xa, va, wa, ga, src = self._augment(X[usable], valid[usable], weight[usable],
+                                            groups[usable], rng)
+        nb = va.sum(axis=1)
+        self.features_ = names
+        self.bands_ = bands
+        self.targets_ = {}
+        self.forests_ = {}
+        self.boosters_ = {}
+        self.calibration_ = {}
+        counts = {}
+        for k, target in enumerate(targets):
+            y_all, unit = _target_values(table, target)
+            y = y_all[usable][src]
+            ok = np.isfinite(y) & (wa > 0)
+            if len(np.unique(ga[ok])) < max(self.n_inner_splits, 2):
+                raise ValueError(f'too few galaxies with a finite {target} to fit it.')
+            self.targets_[target] = unit
+            seed = self.random_state + 1000 * k
+            Xt, yt, wt, gt, nbt = Xa[ok], y[ok], wa[ok], ga[ok], nb[ok]
+            wt = wt / wt.mean()
+            counts[target] = {'n_rows': int(np.isfinite(y_all[usable]).sum()),
+                              'n_galaxies': int(len(np.unique(groups[usable][
+                                  np.isfinite(y_all[usable])])))}
+            residual = self._oof_residuals(Xt, yt, wt, gt, seed)
+            self.boosters_[target], self.calibration_[target] = self._fit_sigma(
+                self._sigma_inputs(Xt, nbt), residual, wt, gt, seed)
+            forest = self._forest(seed).fit(Xt.astype(np.float32), yt, sample_weight=wt)
+            self.forests_[target] = _export_forest(forest)
+        finite = X[usable]
+        with np.errstate(invalid='ignore'):
+            self.feature_min_ = np.nanmin(np.where(np.isfinite(finite), finite, np.nan), axis=0)
+            self.feature_max_ = np.nanmax(np.where(np.isfinite(finite), finite, np.nan), axis=0)
+        self.card = self._make_card(groups[usable], counts)
+        return self
+
+    def _oof_residuals(self, X, y, w, groups, seed):
+        """Residuals of the mean model on galaxies it was not trained on."""
+        pred = np.full(len(y), np.nan)
+        folds = GroupKFold(n_splits=self.n_inner_splits)
+        for i, (train, test) in enumerate(folds.split(X, y, _shuffled_groups(groups, seed))):
+            forest = self._forest(seed + i + 1)
+            forest.fit(X[train].astype(np.float32), y[train], sample_weight=w[train])
+            pred[test] = forest.predict(X[test].astype(np.float32))
+        return y - pred
+
+    def _fit_sigma(self, Xs, residual, w, groups, seed):
+        """
+        Gaussian-NLL boosting of log sigma on out-of-fold residuals.
+
+        One booster per grouped fold, each early-stopped on its held-out
+        galaxies; the pooled held-out chi^2 of all folds sets the calibration
+        scale (so every galaxy serves once as validation), and predictions
+        average the boosters' log sigma.
+        """
+        base = 0.5 * np.log(np.sum(w * residual ** 2) / np.sum(w))
+        r2 = residual ** 2
+        held_out = np.full(len(residual), np.nan)
+        boosters = []
+        folds = GroupKFold(n_splits=self.n_inner_splits)
+        for i, (fit, cal) in enumerate(folds.split(Xs, residual,
+                                                   _shuffled_groups(groups, seed + 7))):
+            dfit = xgb.DMatrix(Xs[fit], weight=w[fit], base_margin=np.full(len(fit), base),
+                               missing=np.nan)
+            dcal = xgb.DMatrix(Xs[cal], weight=w[cal], base_margin=np.full(len(cal), base),
+                               missing=np.nan)
+            res2 = {id(dfit): r2[fit], id(dcal): r2[cal]}
+
+            def objective(log_sigma, dtrain, res2=res2):
+                wt = dtrain.get_weight()
+                # loss r^2 exp(-2s) / 2 + s; the expected Hessian (2) replaces the
+                # observed one, which vanishes for small residuals
+                return wt * (1.0 - res2[id(dtrain)] * np.exp(-2 * log_sigma)), 2.0 * wt
+
+            def metric(log_sigma, dmat, res2=res2):
+                wt = dmat.get_weight()
+                loss = 0.5 * res2[id(dmat)] * np.exp(-2 * log_sigma) + log_sigma
+                return 'nll', float(np.sum(wt * loss) / np.sum(wt))
+
+            booster = xgb.train(self._xgb_params(seed + i), dfit,
+                                num_boost_round=self.sigma_rounds, obj=objective,
+                                custom_metric=metric, evals=[(dcal, 'cal')],
+                                early_stopping_rounds=30, verbose_eval=False)
+            best = getattr(booster, 'best_iteration', None)
+            if best is not None:
+                booster = booster[:best + 1]
+            held_out[cal] = booster.predict(dcal, output_margin=True)
+            boosters.append(booster)
+        chi2 = np.sum(w * r2 * np.exp(-2 * held_out)) / np.sum(w)
+        return boosters, {'base_log_sigma': float(base), 'scale': float(np.sqrt(chi2)),
+                          'chi2_before': float(chi2),
+                          'n_rounds': [int(b.num_boosted_rounds()) for b in boosters]}
+
+    def _make_card(self, groups, counts):
+        params = self.get_params()
+        params['bands'] = list(self.bands_)
+        return {
+            'format_version': _FORMAT_VERSION,
+            'name': '', 'description': '',
+            'bands': list(self.bands_),
+            'reference_band': REFERENCE_BAND,
+            'min_bands': int(self.min_bands),
+            'features': list(self.features_),
+            'targets': {t: unit.to_string() for t, unit in self.targets_.items()},
+            'params': params,
+            'training': {'n_rows': int(len(groups)),
+                         'n_galaxies': int(len(np.unique(groups))),
+                         'per_target': counts, 'sample': ''},
+            'calibration': self.calibration_,
+            'cv_metrics': {},
+            'versions': _versions(),
+        }
+
+    # --- prediction -----------------------------------------------------------------
+
+    def _check_fitted(self):
+        if not hasattr(self, 'forests_'):
+            raise RuntimeError('this DustModel is not fitted yet: call fit() or '
+                               'DustModel.load() first.')
+
+    def predict(self, table, *, warn=True):
+        """
+        Predict the targets and their uncertainties for every row of a SED table.
+
+        Parameters
+        ----------
+        table : `~astropy.table.QTable`
+            Pixel or global SED table (see `astro_dustml.sed`) with at least
+            the WISE 3.4 micron column and ``pixel_area``.
+        warn : bool, optional
+            Issue an `~astro_dustml.exceptions.OutOfDomainWarning` when rows
+            are out of the training domain.
+
+        Returns
+        -------
+        predictions : `~astropy.table.QTable`
+            One row per input row: each target and ``<target>_err`` (1 sigma)
+            with its unit (``sLd``, ``sMd`` in dex, ``Td`` in K); NaN where
+            WISE 3.4 micron is unusable or fewer than ``min_bands`` bands are
+            present.  ``out_of_domain`` (bool) flags those rows and rows with
+            a feature outside the training range; ``n_bands`` counts the usable
+            bands.
+        """
+        self._check_fitted()
+        X, _ = make_features(table, bands=self.bands_, include_scale=self.include_scale)
+        valid = valid_bands(table, bands=self.bands_)
+        n_bands = valid.sum(axis=1)
+        ok = (valid[:, self.bands_.index(REFERENCE_BAND)] & (n_bands >= self.min_bands)
+              & np.isfinite(X[:, len(self.bands_) - 1]))
+        with np.errstate(invalid='ignore'):
+            outside = np.any(np.isfinite(X) & ((X < self.feature_min_) | (X > self.feature_max_)),
+                             axis=1)
+        out = QTable()
+        Xok = X[ok]
+        Xs = self._sigma_inputs(Xok, n_bands[ok])
+        for target, unit in self.targets_.items():
+            mean = np.full(len(X), np.nan)
+            err = np.full(len(X), np.nan)
+            if ok.any():
+                mean[ok] = _forest_predict(self.forests_[target], Xok)
+                cal = self.calibration_[target]
+                dm = xgb.DMatrix(Xs, base_margin=np.full(len(Xs), cal['base_log_sigma']),
+                                 missing=np.nan, nthread=self.n_jobs)
+                log_sigma = np.mean([b.predict(dm, output_margin=True).astype(np.float64)
+                                     for b in self.boosters_[target]], axis=0)
+                err[ok] = cal['scale'] * np.exp(log_sigma)
+            out[target] = mean * unit
+            out[f'{target}_err'] = err * unit
+        out['out_of_domain'] = ~ok | outside
+        out['n_bands'] = n_bands.astype(np.int16)
+        n_bad = int(out['out_of_domain'].sum())
+        if warn and n_bad:
+            import warnings
+            warnings.warn(
+                f'{n_bad} of {len(out)} rows are outside the training domain (too few bands '
+                f'or features beyond the training range); their predictions are '
+                f'extrapolations or NaN (see the out_of_domain column).', OutOfDomainWarning)
+        return out
+
+    # --- persistence ----------------------------------------------------------------
+
+    def save(self, path, *, overwrite=False):
+        """
+        Save the model as a folder of portable files with a ``model.json`` card.
+
+        Parameters
+        ----------
+        path : str or `~pathlib.Path`
+            Folder to write (created).
+        overwrite : bool, optional
+            Replace the model files of an existing folder.
+
+        Returns
+        -------
+        path : `~pathlib.Path`
+        """
+        self._check_fitted()
+        path = Path(path)
+        if (path / _CARD).exists() and not overwrite:
+            raise FileExistsError(f'{path} already holds a model; pass overwrite=True '
+                                  'to replace it.')
+        path.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for target in self.targets_:
+            name = f'mean_{target}.npz'
+            np.savez_compressed(path / name, **self.forests_[target])
+            files[name] = _sha256(path / name)
+            for i, booster in enumerate(self.boosters_[target]):
+                name = f'sigma_{target}_{i}.ubj'
+                booster.save_model(str(path / name))
+                files[name] = _sha256(path / name)
+        np.savez_compressed(path / 'domain.npz', feature_min=self.feature_min_,
+                            feature_max=self.feature_max_)
+        files['domain.npz'] = _sha256(path / 'domain.npz')
+        card = dict(self.card)
+        card['calibration'] = self.calibration_
+        card['files'] = files
+        (path / _CARD).write_text(json.dumps(card, indent=2, default=_json_default))
+        self.card = card
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """
+        Load a model saved with `save`, verifying the SHA-256 of every file.
+
+        Parameters
+        ----------
+        path : str or `~pathlib.Path`
+            Model folder.
+
+        Returns
+        -------
+        model : `DustModel`
+
+        Raises
+        ------
+        astro_dustml.exceptions.ModelIntegrityError
+            If the card or a file is missing, or a file fails its hash.
+        """
+        path = Path(path)
+        try:
+            card = json.loads((path / _CARD).read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelIntegrityError(f'cannot read the model card {path / _CARD}: {exc}; '
+                                      'the folder is not a saved DustModel.') from exc
+        if card.get('format_version') != _FORMAT_VERSION:
+            raise ModelIntegrityError(
+                f'model format version {card.get("format_version")} is not supported '
+                f'(this astro_dustml reads {_FORMAT_VERSION}); update astro_dustml.')
+        blobs = {}
+        for name, digest in card.get('files', {}).items():
+            try:
+                data = (path / name).read_bytes()
+            except OSError as exc:
+                raise ModelIntegrityError(f'model file {path / name} is missing: {exc}; '
+                                          're-download or re-save the model.') from exc
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise ModelIntegrityError(
+                    f'model file {path / name} fails its SHA-256 check (corrupt or '
+                    'modified); re-download or re-save the model.')
+            blobs[name] = data
+        params = dict(card['params'])
+        params['bands'] = tuple(params['bands'])
+        model = cls(**params)
+        model.card = card
+        model.bands_ = list(card['bands'])
+        model.features_ = list(card['features'])
+        model.targets_ = {t: u.Unit(unit) for t, unit in card['targets'].items()}
+        model.calibration_ = card['calibration']
+        try:
+            import io
+            model.forests_, model.boosters_ = {}, {}
+            for target in model.targets_:
+                with np.load(io.BytesIO(blobs[f'mean_{target}.npz'])) as npz:
+                    model.forests_[target] = {k: npz[k] for k in npz.files}
+                model.boosters_[target] = []
+                for i in range(len(card['calibration'][target]['n_rounds'])):
+                    booster = xgb.Booster(params={'nthread': model.n_jobs})
+                    booster.load_model(bytearray(blobs[f'sigma_{target}_{i}.ubj']))
+                    model.boosters_[target].append(booster)
+            with np.load(io.BytesIO(blobs['domain.npz'])) as npz:
+                model.feature_min_ = npz['feature_min']
+                model.feature_max_ = npz['feature_max']
+        except KeyError as exc:
+            raise ModelIntegrityError(f'model card of {path} lists no file {exc}; '
+                                      'the card is incomplete.') from exc
+        return model
+
+
+def _shuffled_groups(groups, seed):
+    """Group labels replaced by a seeded random permutation, so folds do not follow names."""
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    perm = np.random.default_rng(seed).permutation(len(uniq))
+    return perm[inverse.ravel()]
+
+
+def _versions():
+    from . import __version__
+    return {'astro_dustml': __version__, 'python': platform.python_version(),
+            'numpy': np.__version__, 'scikit-learn': sklearn.__version__,
+            'xgboost': xgb.__version__, 'astropy': astropy.__version__}
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f'{type(obj)} is not JSON serialisable')
