@@ -2,5 +2,6 @@
 
 from .mock import *  # noqa: F401,F403
 from .mock import __all__ as _mock_all
+from .dustpedia import DUSTPEDIA_FILES, load_dustpedia_global  # noqa: F401
 
-__all__ = list(_mock_all)
+__all__ = list(_mock_all) + ['load_dustpedia_global', 'DUSTPEDIA_FILES']
