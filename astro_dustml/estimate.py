@@ -168,7 +168,13 @@ def _mask_stars(prepared, stars, *, galaxy):
         center = ref.wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
         corner = ref.wcs.pixel_to_world(0, 0)
         stars = _stars.query_gaia_stars(center, center.separation(corner))
-    return _stars.mask_foreground_stars(prepared, stars, galaxy=galaxy)
+    # Only the galaxy centre goes along: stars.py protects a nucleus around it
+    if isinstance(galaxy, Mapping):
+        center = galaxy.get('center')
+    else:
+        center = getattr(galaxy, 'center', None)
+    masked, _ = _stars.mask_foreground_stars(prepared, stars, galaxy=center)
+    return masked
 
 
 def _align(prepared, *, resolution, pixel_scale, distance):
@@ -179,14 +185,11 @@ def _align(prepared, *, resolution, pixel_scale, distance):
 
 def _pixel_table(aligned, *, galaxy, distance):
     from .sed import make_pixel_table
-    kwargs = {}
-    if galaxy is not None and not isinstance(galaxy, str):
-        from .prepare import galaxy_region
-        kwargs['region'] = (galaxy if not isinstance(galaxy, Mapping)
-                            else galaxy_region(**{k: v for k, v in galaxy.items()
-                                                  if k not in ('name', 'distance')}))
-    return make_pixel_table(aligned, galaxy=_galaxy_name(galaxy), distance=distance,
-                            **kwargs)
+    if galaxy is None or isinstance(galaxy, (str, Mapping)):
+        # A galaxy mapping with a centre and semimajor axis selects its D25 ellipse
+        return make_pixel_table(aligned, galaxy=galaxy, distance=distance)
+    return make_pixel_table(aligned, galaxy=_galaxy_name(galaxy), region=galaxy,
+                            distance=distance)
 
 
 def _as_wcs(value):
@@ -373,7 +376,10 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
 
 def _predict(model, table):
     """``model.predict(table)`` as a QTable aligned with the pixel table rows."""
-    prediction = model.predict(table)
+    with warnings.catch_warnings():
+        # estimate_dust_maps issues its own warning, with the fraction of pixels
+        warnings.simplefilter('ignore', OutOfDomainWarning)
+        prediction = model.predict(table)
     if len(prediction) != len(table):
         raise RuntimeError('The model returned a prediction per row count '
                            f'{len(prediction)} for {len(table)} pixels.')
@@ -387,7 +393,10 @@ def _make_maps(prediction, flags, y, x, wcs, shape):
     flags[y[ood], x[ood]] |= MAP_FLAGS['OUT_OF_DOMAIN']
     values = {}
     finite = np.ones(len(y), dtype=bool)
-    for name, unit in TARGETS.items():
+    targets = {name: unit for name, unit in TARGETS.items() if name in prediction.colnames}
+    if not targets:
+        raise ValueError(f'The model predicts none of {", ".join(TARGETS)}.')
+    for name, unit in targets.items():
         value = u.Quantity(prediction[name]).to_value(unit)
         error = u.Quantity(prediction[f'{name}_err']).to_value(unit)
         finite &= np.isfinite(value) & np.isfinite(error)
@@ -395,7 +404,7 @@ def _make_maps(prediction, flags, y, x, wcs, shape):
     flags[y[~finite], x[~finite]] |= MAP_FLAGS['NO_PREDICTION']
     mask = flags != 0
     maps = {}
-    for name, unit in TARGETS.items():
+    for name, unit in targets.items():
         data = np.full(shape, np.nan)
         sigma = np.full(shape, np.nan)
         data[y, x], sigma[y, x] = values[name]

@@ -1,0 +1,128 @@
+"""Tests of the astro-dustml command line, run as a separate process."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from astro_dustml.tests import _mock_training as mt
+
+
+def run(*args, cwd=None):
+    env = dict(os.environ, PYTHONWARNINGS='ignore::DeprecationWarning')
+    env.pop('ASTRO_DUSTML_TRACEBACK', None)
+    return subprocess.run([sys.executable, '-m', 'astro_dustml.cli', *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+def _one_line_error(proc):
+    assert 'Traceback' not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith('astro-dustml')]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_help():
+    proc = run('--help')
+    assert proc.returncode == 0
+    for command in ('estimate', 'models', 'train', 'example', 'exit status'):
+        assert command in proc.stdout
+    proc = run('estimate', '--help')
+    assert proc.returncode == 0
+    for option in ('--band', '--distance', '--ebv', '--gaia', '--model', '--plot',
+                   '--output', '--no-progress', '--pixel-scale', '--resolution'):
+        assert option in proc.stdout
+    for sub in (('models', '--help'), ('train', '--help'), ('example', '--help')):
+        assert run(*sub).returncode == 0
+
+
+def test_usage_errors_exit_2(tmp_path):
+    proc = run('estimate', 'x.fits')  # no -o
+    assert proc.returncode == 2
+    assert 'required' in proc.stderr and 'Traceback' not in proc.stderr
+    assert run().returncode == 2
+    assert run('frobnicate').returncode == 2
+    proc = run('estimate', 'x.fits', '--distance', '9', '-o', tmp_path / 'm.fits')
+    assert proc.returncode == 2
+    assert '--distance' in _one_line_error(proc)
+    proc = run('estimate', 'a.fits', 'b.fits', '--band', 'W1', '-o', tmp_path / 'm.fits')
+    assert proc.returncode == 2
+    assert 'one --band per image' in _one_line_error(proc)
+
+
+def test_runtime_error_exit_1_real_ngc5584(shared_data, tmp_path):
+    paths = [shared_data / 'images' / f'NGC5584_{b}.fits.gz'
+             for b in ('GALEX_NUV', 'WISE_12', 'PACS_100', 'SPIRE_250')]
+    # The WISE 12 header does not say its band: name every band
+    bands = [arg for b in ('GALEX_NUV', 'WISE_12', 'PACS_100', 'SPIRE_250')
+             for arg in ('--band', b)]
+    proc = run('estimate', *paths, *bands, '-o', tmp_path / 'maps.fits')
+    assert proc.returncode == 1
+    line = _one_line_error(proc)
+    assert 'WISE 3.4 µm' in line
+    assert not (tmp_path / 'maps.fits').exists()
+
+
+def test_missing_file_exit_1(tmp_path):
+    proc = run('estimate', tmp_path / 'nope.fits', '-o', tmp_path / 'maps.fits')
+    assert proc.returncode == 1
+    assert 'nope.fits' in _one_line_error(proc)
+
+
+def test_models_list():
+    proc = run('models', 'list')
+    assert proc.returncode == 0
+    assert 'default model' in proc.stdout
+    proc = run('models', 'download', 'no-such-model')
+    assert proc.returncode == 1
+    assert 'Unknown model' in _one_line_error(proc)
+
+
+def test_train_example_estimate_plot(tmp_path):
+    """train a model from a table file, write the example, estimate and plot."""
+    from astro_dustml.estimate import read_dust_maps
+    from astro_dustml.registry import get_model
+
+    table = mt.training_table().copy()
+    table.meta = {}
+    table_path = tmp_path / 'train.ecsv'
+    table.write(table_path)
+    model_dir = tmp_path / 'model'
+    proc = run('train', table_path, '--targets', 'sLd', 'sMd', 'Td', '--groups', 'block',
+               '--bands', *mt.BANDS, '--n-estimators', 20, '--name', 'cli-test',
+               '-o', model_dir)
+    assert proc.returncode == 0, proc.stderr
+    model = get_model(str(model_dir))
+    assert model.card['name'] == 'cli-test'
+    assert model.card['bands'] == list(mt.BANDS)
+
+    proc = run('example', tmp_path / 'mock', '--fov', '2arcmin')
+    assert proc.returncode == 0, proc.stderr
+    images = sorted((tmp_path / 'mock').glob('mock_*.fits'))
+    assert len(images) == 18
+    assert (tmp_path / 'mock' / 'truth.fits.gz').exists()
+
+    proc = run('estimate', *images, '--distance', '10Mpc', '--model', model_dir,
+               '--pixel-scale', '3arcsec', '--no-progress', '-o', tmp_path / 'maps.fits',
+               '--plot', tmp_path / 'maps.png')
+    assert proc.returncode == 0, proc.stderr
+    maps = read_dust_maps(tmp_path / 'maps.fits')
+    assert list(maps.keys()) == ['sLd', 'sMd', 'Td']
+    assert (~maps['Td'].mask).sum() > 50
+    assert maps.meta['model']['name'] == 'cli-test'
+    assert (tmp_path / 'maps.png').stat().st_size > 10000
+    # Refuses to overwrite without --overwrite
+    proc = run('estimate', *images, '--model', model_dir, '-o', tmp_path / 'maps.fits')
+    assert proc.returncode == 1
+    assert '--overwrite' in _one_line_error(proc)
+
+
+@pytest.mark.parametrize('argv', [['models', 'list']])
+def test_main_in_process(argv, capsys):
+    from astro_dustml.cli import main
+    assert main(argv) == 0
+    assert main(['--version']) == 0
+    assert main(['estimate']) == 2
+    out = capsys.readouterr()
+    assert 'astro-dustml' in out.out + out.err
