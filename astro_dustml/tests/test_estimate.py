@@ -208,7 +208,8 @@ def test_error_no_wcs():
 def test_error_unknown_band():
     mock = mt.mock(mt.TEST_SEED)
     images = dict(mock.images.items())
-    images['WISE_5'] = images.pop('WISE_4.6')
+    image = images.pop('WISE_4.6')
+    images['WISE_5'] = (image.data, image.wcs)
     with pytest.raises(ValueError, match="Unknown band 'WISE_5'"):
         estimate_dust_maps(images, progress=False)
 
