@@ -96,3 +96,165 @@ def test_read_results_missing():
     with pytest.raises(ValueError, match='estimate'):
         read_cigale_results('x', estimate='mean')
     assert FLAG_MISSING == 2
+
+
+# ------------------------------------------------------------------ writing
+
+def _read_data_file(path):
+    """A pcigale data file read independently: header line, split on white space."""
+    with open(path) as handle:
+        names = handle.readline().split()
+        rows = [line.split() for line in handle if line.strip()]
+    assert all(len(r) == len(names) for r in rows)
+    return names, rows
+
+
+def _configobj(path):
+    from astropy.extern.configobj import configobj
+    return configobj.ConfigObj(str(path))
+
+
+def test_write_read_back_dustpedia(shared_data, tmp_path):
+    from astro_dustml.cigale import write_cigale_input
+    from astro_dustml.sed import read_dustpedia_photometry
+
+    table = read_dustpedia_photometry(shared_data / 'dustpedia',
+                                      galaxies=['NGC5584', 'NGC0007', 'ESO149-013'])
+    files = write_cigale_input(table, tmp_path / 'data.txt', kind='full')
+    names, rows = _read_data_file(files.data_file)
+    # the same columns, in the same order, as the real FIREnet data file (which
+    # also has Planck and IRAS bands the registry does not hold)
+    with open(shared_data / 'dustpedia/cigale_full/dustpedia_fluxes_full.mag') as handle:
+        real = handle.readline().split()
+    assert names == [n for n in real if not n.startswith(('HFI', 'IRAS'))]
+    assert [r[0] for r in rows] == ['NGC5584', 'NGC0007', 'ESO149-013']
+    from astro_dustml.bands import BANDS
+    by_filter = {b.cigale_filter: name for name, b in BANDS.items()}
+    n_invalid = 0
+    for row, src in zip(rows, table):
+        assert float(row[1]) == 0.0  # redshift
+        for name, text in zip(names[2:], row[2:]):
+            band = by_filter[name.removesuffix('_err')]
+            col = band + ('_err' if name.endswith('_err') else '')
+            expect = src[col].to_value(u.mJy)
+            if src[f'{band}_flag'] & FLAG_MISSING:
+                assert float(text) == -9999.0
+                n_invalid += 1
+            else:
+                assert float(text) == expect  # repr precision: exact
+    assert n_invalid > 0
+    # as pcigale reads it (astropy ascii, white-space separated)
+    from astropy.table import Table
+    parsed = Table.read(files.data_file, format='ascii')
+    assert parsed.colnames == names and list(parsed['id']) == [r[0] for r in rows]
+    assert parsed['WISE1'][0] == table['WISE_3.4'][0].to_value(u.mJy)
+    # negative fluxes are measurements: written as they are
+    neg = table[table['galaxy'] == 'ESO149-013'][0]['GALEX_NUV']
+    assert neg < 0 and float(rows[2][names.index('NUV')]) == neg.to_value(u.mJy)
+
+
+def test_write_pixel_table_and_ini(tmp_path, shared_data):
+    from astropy.table import QTable
+    from astro_dustml.cigale import write_cigale_input
+    from astro_dustml.sed import FLAG_MASKED
+
+    table = QTable({'galaxy': ['NGC 1'] * 3, 'x': [0, 1, 2], 'y': [5, 5, 5],
+                    'distance': [10, 10, 10] * u.Mpc,
+                    'WISE_3.4': [1e-3, 2e-3, 3e-3] * u.Jy,
+                    'WISE_3.4_err': [1e-4, 0, 1e-4] * u.Jy,
+                    'WISE_3.4_flag': np.array([0, 0, FLAG_MASKED], dtype=np.int16),
+                    'SPIRE_250': [1, 2, 3] * u.Jy, 'SPIRE_250_err': [.1, .1, .1] * u.Jy})
+    files = write_cigale_input(table, tmp_path / 'pixels.txt', invalid=np.nan, cores=2)
+    names, rows = _read_data_file(files.data_file)
+    assert names == ['id', 'redshift', 'distance', 'WISE1', 'WISE1_err']  # uvmir: no SPIRE
+    assert [r[0] for r in rows] == ['NGC_1_0_5', 'NGC_1_1_5', 'NGC_1_2_5']
+    assert float(rows[0][3]) == 1.0 and float(rows[0][4]) == 0.1 and float(rows[0][2]) == 10
+    # zero error and masked pixel: invalid (NaN here)
+    assert np.isnan(float(rows[1][3])) and np.isnan(float(rows[2][3]))
+    ini = _configobj(files.ini)
+    assert ini['data_file'] == 'pixels.txt' and ini['cores'] == '2'
+    assert ini['bands'] == ['WISE1', 'WISE1_err']
+    assert 'themis' in ini['sed_modules'] and ini['analysis_method'] == 'pdf_analysis'
+    assert set(ini['analysis_params']['variables']) >= {
+        'stellar.m_star', 'dust.luminosity', 'dust.mass', 'dust.umin'}
+    # THEMIS grid as in the real DustPedia/FIREnet configuration
+    real = _configobj(shared_data / 'dustpedia/cigale_full/pcigale.ini')
+    for key in ('qhac', 'umin', 'gamma'):
+        assert ([float(v) for v in ini['sed_modules_params']['themis'][key]]
+                == [float(v) for v in real['sed_modules_params']['themis'][key]])
+    full = write_cigale_input(table, tmp_path / 'full.txt', kind='full')
+    assert _read_data_file(full.data_file)[0][-2:] == ['PSW_HIPE', 'PSW_HIPE_err']
+    assert _configobj(full.ini)['bands'][-1] == 'PSW_HIPE_err'
+
+
+def test_write_bad_input(tmp_path):
+    from astropy.table import QTable
+    from astro_dustml.cigale import write_cigale_input
+
+    table = QTable({'galaxy': ['A', 'A'], 'WISE_3.4': [1, 2] * u.Jy,
+                    'WISE_3.4_err': [.1, .1] * u.Jy})
+    with pytest.raises(ValueError, match='not unique'):
+        write_cigale_input(table, tmp_path / 'x.txt')
+    table['galaxy'] = ['A', 'B']
+    table['distance'] = [1, np.nan] * u.Mpc
+    with pytest.raises(ValueError, match='distance'):
+        write_cigale_input(table, tmp_path / 'x.txt')
+    with pytest.raises(ValueError, match='not columns'):
+        write_cigale_input(table, tmp_path / 'x.txt', bands=['SDSS_g'])
+    with pytest.raises(ValueError, match="kind"):
+        write_cigale_input(table, tmp_path / 'x.txt', kind='submm')
+
+
+def test_read_results_joined_to_table(tmp_path):
+    from astropy.table import QTable
+    from astro_dustml.sed import FLAG_LOW_SN
+
+    table = QTable({'galaxy': ['G'] * 3, 'x': [0, 1, 2], 'y': [0, 0, 0],
+                    'WISE_3.4': [1., 2., 3.] * u.Jy, 'WISE_3.4_err': [.1, .1, .1] * u.Jy,
+                    'WISE_3.4_flag': np.zeros(3, dtype=np.int16)})
+    lsun = (1 * u.Lsun).to_value(u.W)
+    msun = (1 * u.Msun).to_value(u.kg)
+    # pcigale's order differs and pixel G_1_0 failed
+    (tmp_path / 'results.txt').write_text(
+        'id bayes.WISE1 bayes.WISE1_err bayes.stellar.m_star bayes.stellar.m_star_err '
+        'bayes.dust.luminosity bayes.dust.luminosity_err bayes.dust.mass '
+        'bayes.dust.mass_err bayes.dust.umin bayes.dust.umin_err best.reduced_chi_square\n'
+        f'G_2_0 2500.0 3000.0 1e9 1e8 {float(1e8 * lsun)!r} {float(1e7 * lsun)!r} '
+        f'{float(1e6 * msun)!r} 0 1.0 0.1 0.9\n'
+        f'G_0_0 1500.0 10.0 2e9 0 {float(2e10 * lsun)!r} 0 {float(2e6 * msun)!r} 0 '
+        f'{2 ** 5.79!r} 0 1.1\n')
+    out = read_cigale_results(tmp_path, table)
+    assert list(out['x']) == [0, 1, 2]
+    assert u.allclose(out['WISE_3.4'][[0, 2]], [1.5, 2.5] * u.Jy)
+    assert u.allclose(out['WISE_3.4_obs'], table['WISE_3.4'])
+    assert np.isnan(out['WISE_3.4'][1]) and out['WISE_3.4_flag'][1] == FLAG_MISSING
+    assert out['WISE_3.4_flag'][2] == FLAG_LOW_SN
+    assert u.allclose(out['sLd'][[0, 2]], [1.0, -1.0] * u.dex)
+    assert u.allclose(out['sMd'][[0, 2]], [-3.0, -3.0] * u.dex)
+    assert u.allclose(out['Td'][[0, 2]], [18.3 * 2, 18.3] * u.K)
+    # errors propagated: sLd of G_2_0 from 10% on L and 10% on M
+    assert u.isclose(out['sLd_err'][2], np.hypot(0.1, 0.1) / np.log(10) * u.dex)
+    assert u.isclose(out['Td_err'][2], 18.3 * 0.1 / 5.79 * u.K)
+    assert np.isnan(out['sLd'][1]) and np.allclose(out['red_chi2'][[0, 2]], [1.1, 0.9])
+    assert 'WISE_3.4_obs' not in table.colnames  # input untouched
+    kept = read_cigale_results(tmp_path / 'results.txt', table, replace_fluxes=False)
+    assert u.allclose(kept['WISE_3.4'], table['WISE_3.4']) and 'sLd' in kept.colnames
+
+
+def test_run_cigale_needs_pcigale(tmp_path):
+    from astro_dustml.cigale import run_cigale
+    try:
+        import pcigale  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match='cigale.lam.fr'):
+            run_cigale(tmp_path)
+    else:
+        pytest.skip('pcigale is installed')
+
+
+def test_run_cigale(tmp_path):
+    pytest.importorskip('pcigale')
+    # a real (small) fit would need pcigale's database; only check it starts
+    from astro_dustml.cigale import run_cigale
+    with pytest.raises(Exception):
+        run_cigale(tmp_path, config='missing.ini')
