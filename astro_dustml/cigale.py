@@ -563,11 +563,11 @@ def run_cigale(folder, *, config='pcigale.ini'):
     ImportError
         If pcigale is not installed.
     """
-    import os
+    import shutil
+    import subprocess
 
     try:
-        from pcigale.session.configuration import Configuration
-        from pcigale import analysis_modules
+        import pcigale  # noqa: F401
     except ImportError as exc:
         raise ImportError(
             'run_cigale needs pcigale, which is not on PyPI: download it from '
@@ -575,14 +575,12 @@ def run_cigale(folder, *, config='pcigale.ini'):
             'then `pip install .` in its folder and build its database as its README '
             'explains. write_cigale_input works without it.') from exc
     folder = Path(folder)
-    cwd = os.getcwd()
-    try:
-        # pcigale reads and writes relative to the working directory
-        os.chdir(folder)
-        configuration = Configuration(config)
-        conf = configuration.configuration
-        analysis_module = analysis_modules.get_module(conf['analysis_method'])
-        analysis_module.process(conf)
-    finally:
-        os.chdir(cwd)
+    if not (folder / config).is_file():
+        raise FileNotFoundError(f'No {config} in {folder}; write it with write_cigale_input.')
+    executable = shutil.which('pcigale')
+    if executable is None:
+        raise ImportError('pcigale is importable but its `pcigale` command is not on the '
+                          'PATH; reinstall pcigale with pip.')
+    # pcigale reads and writes relative to its working directory
+    subprocess.run([executable, '-c', config, 'run'], cwd=folder, check=True)
     return folder / 'out'

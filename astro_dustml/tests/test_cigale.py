@@ -256,5 +256,5 @@ def test_run_cigale(tmp_path):
     pytest.importorskip('pcigale')
     # a real (small) fit would need pcigale's database; only check it starts
     from astro_dustml.cigale import run_cigale
-    with pytest.raises(Exception):
+    with pytest.raises(FileNotFoundError, match='missing.ini'):
         run_cigale(tmp_path, config='missing.ini')
