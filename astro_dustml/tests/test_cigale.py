@@ -258,3 +258,21 @@ def test_run_cigale(tmp_path):
     from astro_dustml.cigale import run_cigale
     with pytest.raises(FileNotFoundError, match='missing.ini'):
         run_cigale(tmp_path, config='missing.ini')
+
+
+def test_read_results_fits(shared_data, tmp_path):
+    """results.fits (units in the header) reads as results.txt does."""
+    from astropy.io import ascii
+
+    path = shared_data / 'dustpedia' / 'cigale_full' / 'results.txt'
+    raw = ascii.read(path, format='basic')[:20]
+    raw['bayes.WISE1'].unit = 'mJy'
+    raw['best.dust.luminosity'].unit = 'W'
+    raw['best.dust.mass'].unit = 'kg'
+    raw['best.stellar.m_star'].unit = 'solMass'
+    raw.write(tmp_path / 'results.fits')
+    from_fits = read_cigale_results(tmp_path)
+    from_text = read_cigale_results(path)[:20]
+    assert list(from_fits['id']) == list(from_text['id'])
+    for col in ('WISE_3.4', 'SPIRE_250', 'sLd', 'sMd', 'Td'):
+        assert u.allclose(from_fits[col], from_text[col], equal_nan=True, rtol=1e-12)
