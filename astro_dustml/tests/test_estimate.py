@@ -178,6 +178,25 @@ def test_out_of_domain_pixels_flagged():
     assert f"{maps.meta['out_of_domain_fraction']:.1%}" in str(ood[0].message)
 
 
+def test_foreground_stars_masked():
+    from astro_dustml.exceptions import StarMaskingWarning
+
+    mock = mt.mock(mt.TEST_SEED, n_stars=6)
+    with warnings.catch_warnings():
+        # Faint stars in the coarse bands fall back to magnitude radii
+        warnings.simplefilter('ignore', StarMaskingWarning)
+        maps, _ = _estimate(mock.images, mock.galaxy, stars=mock.stars)
+    flags = maps.meta['flags']
+    assert np.any(flags & MAP_FLAGS['MASKED_INPUT'])
+    wcs = maps['Td'].wcs
+    ny, nx = maps['Td'].shape
+    x, y = wcs.world_to_pixel_values(mock.stars['ra'], mock.stars['dec'])
+    inside = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    assert inside.any()
+    for i, j in zip(np.round(x[inside]).astype(int), np.round(y[inside]).astype(int)):
+        assert maps['Td'].mask[j, i]
+
+
 # Bad input: one clear error each ------------------------------------------------
 
 
