@@ -227,7 +227,7 @@ def select_foreground_stars(table, *, galaxy=None, min_parallax_snr=5.0,
     ...               'dec': [0., 0., 0.], 'parallax': [2.0, 0.1, -0.2],
     ...               'parallax_error': [0.1, 0.2, 0.3], 'pmra': [5., 0., 0.],
     ...               'pmdec': [-3., 0., 0.], 'phot_g_mean_mag': [15., 19., 20.]})
-    >>> list(select_foreground_stars(gaia)['source_id'])
+    >>> select_foreground_stars(gaia)['source_id'].tolist()
     [1]
     """
     stars = _as_stars(table)
@@ -372,21 +372,26 @@ def _fit_star(info, x, y, sigma_bounds, position_tol, nsigma_detect):
     model = gauss + models.Planar2D(0., 0., background)
     model.y_stddev_0.tied = _tie_circular
     weights = 1 / np.where(noise[good] > 0, noise[good], np.inf) if level > 0 else None
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        fitter = fitting.TRFLSQFitter()
-        try:
-            fit = fitter(model, xx[good], yy[good], cut[good], weights=weights,
-                         maxiter=200)
-        except Exception:
-            return 'failed', x, y, None, None, level
-    info_fit = getattr(fitter, 'fit_info', None) or {}
-    status = info_fit.get('status', 1)
-    g = fit[0]
-    values = np.array([g.amplitude.value, g.x_mean.value, g.y_mean.value, g.x_stddev.value])
-    # A width at its bound is the soft constraint at work; a centre at its
-    # bound means the fit ran off to a neighbour
-    wandered = max(abs(g.x_mean.value - x), abs(g.y_mean.value - y)) > 0.999 * position_tol
+    for attempt in range(2):
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            fitter = fitting.TRFLSQFitter()
+            try:
+                fit = fitter(model, xx[good], yy[good], cut[good], weights=weights,
+                             maxiter=200)
+            except Exception:
+                return 'failed', x, y, None, None, level
+        status = (getattr(fitter, 'fit_info', None) or {}).get('status', 1)
+        g = fit[0]
+        values = np.array([g.amplitude.value, g.x_mean.value, g.y_mean.value,
+                           g.x_stddev.value])
+        # A width at its bound is the soft constraint at work; a centre at its
+        # bound means the fit ran off to a neighbour or a galaxy nucleus: then
+        # try once more with the centre held at the expected position
+        wandered = max(abs(g.x_mean.value - x), abs(g.y_mean.value - y)) > 0.999 * position_tol
+        if not wandered:
+            break
+        model.x_mean_0.fixed = model.y_mean_0.fixed = True
     if status is not None and status <= 0 or not np.isfinite(values).all() or wandered:
         return 'failed', x, y, None, None, level
     if not g.amplitude.value > nsigma_detect * level:
@@ -606,7 +611,7 @@ def mask_stars(image, regions, *, band=None, fill_value=np.nan):
     >>> star = CircleSkyRegion(SkyCoord(0, 0, unit='deg'), 3 * u.arcsec)
     >>> masked = mask_stars(image, Regions([star]))
     >>> int(masked.mask.sum()), bool(np.isnan(masked.data).any()), image.mask is None
-    (29, True, True)
+    (32, True, True)
     """
     out = _copy_image(image, band=band)
     if isinstance(regions, dict):
