@@ -1,0 +1,423 @@
+"""
+Image preparation: units, sky subtraction, Galactic extinction, uncertainty.
+
+`prepare_image` turns a survey image into a sky-subtracted,
+extinction-corrected surface-brightness map in **MJy/sr** with a
+`~astropy.nddata.StdDevUncertainty` (paper Sect. 2.1), and `galaxy_region`
+describes the galaxy aperture that is kept out of the sky estimate.
+"""
+
+import warnings
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.modeling import fitting, models
+from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.stats import sigma_clip, sigma_clipped_stats
+from astropy.wcs.utils import proj_plane_pixel_area
+from ndcube import NDCollection
+from regions import EllipseSkyRegion
+from scipy import ndimage
+
+from .bands import get_band
+from .exceptions import AstroDustMLWarning
+from .io import _parse_collection, _parse_image
+
+__all__ = ['prepare_image', 'prepare_images', 'galaxy_region', 'OUTPUT_UNIT',
+           'DEFAULT_EBV_ERROR', 'SKY_ANNULUS']
+
+OUTPUT_UNIT = u.MJy / u.sr
+"""Unit of every prepared image (surface brightness)."""
+
+DEFAULT_EBV_ERROR = 0.16
+"""Fractional E(B-V) uncertainty used when none is given (Schlegel et al.
+1998 quote 16 per cent)."""
+
+# The DustPedia/CAAPR sky annulus, in units of the aperture (Clark et al. 2018)
+SKY_ANNULUS = (1.25, 1.601)
+# Enough pixels for a stable plane fit; more only cost time
+_MAX_SKY_PIXELS = 200_000
+
+
+def galaxy_region(center, *, semimajor=None, d25=None, axis_ratio=1.0,
+                  position_angle=0 * u.deg, convention='east-of-north'):
+    """
+    The elliptical aperture of a galaxy as a `regions.EllipseSkyRegion`.
+
+    Parameters
+    ----------
+    center : `~astropy.coordinates.SkyCoord`
+        Centre of the galaxy.
+    semimajor : `~astropy.units.Quantity`, optional
+        Semi-major axis (an angle), e.g. DustPedia's ``semimaj_arcsec``.
+    d25 : `~astropy.units.Quantity`, optional
+        Major-axis diameter instead of ``semimajor`` (e.g. HyperLEDA's D25);
+        the semi-major axis is half of it.
+    axis_ratio : float, optional
+        Minor over major axis, ``b/a <= 1``. A value above one is read as
+        ``a/b``, the convention of DustPedia's ``axial_ratio`` column.
+    position_angle : `~astropy.units.Quantity`, optional
+        Orientation of the major axis; see ``convention``.
+    convention : {'east-of-north', 'dustpedia'}, optional
+        ``'east-of-north'`` (default): the astronomical position angle,
+        from North through East. ``'dustpedia'``: the ``pos_angle`` column
+        of the DustPedia photometry table (Clark et al. 2018), which is
+        measured counter-clockwise from the West (the RA axis of a North-up
+        image) to the major axis, i.e. ``PA_east_of_north = pos_angle +
+        90 deg``. For NGC 5584 DustPedia gives 58.3 deg, and the major axis
+        of its light is at PA 152 deg east of North.
+
+    Returns
+    -------
+    region : `regions.EllipseSkyRegion`
+        ``width`` is the major axis, ``angle`` the rotation of the major axis
+        counter-clockwise from the RA axis (regions' convention, equal to
+        DustPedia's ``pos_angle``).
+
+    Examples
+    --------
+    DustPedia's aperture of NGC 5584:
+
+    >>> import astropy.units as u
+    >>> from astropy.coordinates import SkyCoord
+    >>> from astro_dustml.prepare import galaxy_region
+    >>> region = galaxy_region(SkyCoord(215.59905, -0.38759, unit='deg'),
+    ...                        semimajor=180.75 * u.arcsec, axis_ratio=1.3316,
+    ...                        position_angle=58.31 * u.deg, convention='dustpedia')
+    >>> region.width, region.angle
+    (<Quantity 361.5 arcsec>, <Quantity 58.31 deg>)
+
+    The same ellipse from an astronomical position angle:
+
+    >>> galaxy_region(region.center, semimajor=180.75 * u.arcsec, axis_ratio=0.751,
+    ...               position_angle=148.31 * u.deg).angle
+    <Quantity 58.31 deg>
+    """
+    if not isinstance(center, SkyCoord):
+        raise TypeError('center must be a SkyCoord, e.g. '
+                        "SkyCoord(215.6, -0.39, unit='deg').")
+    if (semimajor is None) == (d25 is None):
+        raise ValueError('Give exactly one of semimajor= and d25= (angles).')
+    size = semimajor if d25 is None else 0.5 * d25
+    if not isinstance(size, u.Quantity) or not size.unit.is_equivalent(u.deg):
+        raise TypeError('semimajor / d25 must be angle Quantities, e.g. 90 * u.arcsec.')
+    if not isinstance(position_angle, u.Quantity) or \
+            not position_angle.unit.is_equivalent(u.deg):
+        raise TypeError('position_angle must be an angle Quantity, e.g. 30 * u.deg.')
+    ratio = float(axis_ratio)
+    if not np.isfinite(ratio) or ratio <= 0:
+        raise ValueError(f'axis_ratio must be positive, got {axis_ratio}.')
+    ratio = 1 / ratio if ratio > 1 else ratio
+    if convention == 'east-of-north':
+        angle = position_angle - 90 * u.deg
+    elif convention == 'dustpedia':
+        angle = position_angle
+    else:
+        raise ValueError(f"convention must be 'east-of-north' or 'dustpedia', not "
+                         f'{convention!r}.')
+    angle = angle.to(u.deg) % (180 * u.deg)
+    size = size.to(u.arcsec)
+    return EllipseSkyRegion(center=center, width=2 * size, height=2 * size * ratio,
+                            angle=angle)
+
+
+def _as_region(galaxy):
+    if galaxy is None or hasattr(galaxy, 'to_pixel'):
+        return galaxy
+    if isinstance(galaxy, dict):
+        keys = {'semimajor', 'd25', 'axis_ratio', 'position_angle', 'convention'}
+        return galaxy_region(galaxy['center'], **{k: v for k, v in galaxy.items()
+                                                  if k in keys})
+    raise TypeError('galaxy must be a regions sky region (see galaxy_region) or a '
+                    'dict with center, semimajor, axis_ratio and position_angle.')
+
+
+def _pixel_area(wcs):
+    return (proj_plane_pixel_area(wcs.celestial) * u.deg ** 2).to(u.sr)
+
+
+def _resolve_unit(image, unit, band):
+    """Explicit unit, else the image's own, else the band's native unit."""
+    if unit is not None:
+        return u.Unit(unit)
+    if image.meta.get('unit_known', True):
+        return image.unit
+    warnings.warn(
+        f'The {band.name} image carries no unit (no unit attribute, BUNIT or SIGUNIT); '
+        f'assuming the native survey unit {band.native_unit}. Pass unit= to '
+        'state the real unit and silence this warning.', AstroDustMLWarning)
+    return band.native_unit
+
+
+def _to_output_factor(unit, pixel_area, band):
+    """Multiplicative factor from ``unit`` to MJy/sr."""
+    if unit.is_equivalent(OUTPUT_UNIT):
+        return unit.to(OUTPUT_UNIT)
+    per_pixel = unit * u.pix if unit.is_equivalent(u.Jy / u.pix) else (
+        unit if unit.is_equivalent(u.Jy) else None)
+    if per_pixel is None:
+        raise u.UnitConversionError(
+            f'The {band.name} image is in {unit}, which is neither a surface brightness '
+            '(e.g. MJy/sr) nor a flux density per pixel (e.g. Jy/pix). Pass the right '
+            'unit with unit=.')
+    return per_pixel.to(u.MJy) / pixel_area.to_value(u.sr)
+
+
+def _inside(region, wcs, shape, scale):
+    scaled = region.to_pixel(wcs)
+    scaled.width = scaled.width * scale
+    scaled.height = scaled.height * scale
+    inside = scaled.to_mask(mode='center').to_image(shape)
+    return np.zeros(shape, bool) if inside is None else inside.astype(bool)
+
+
+def _sky_mask(shape, wcs, region, annulus):
+    """True where pixels may be used for the sky."""
+    if region is None:
+        return np.ones(shape, bool)
+    usable = ~_inside(region, wcs, shape, annulus[0])
+    if annulus[1] is not None:
+        usable &= _inside(region, wcs, shape, annulus[1])
+    return usable
+
+
+def _source_mask(data, usable, fwhm_pix):
+    """Without an aperture: mask bright sources found by sigma clipping."""
+    clipped = sigma_clip(np.where(usable, data, np.nan), sigma=3.0, maxiters=10,
+                         masked=True)
+    _, median, _ = sigma_clipped_stats(data[usable], sigma=3.0, maxiters=10)
+    bright = np.asarray(clipped.mask) & np.isfinite(data) & (data > median)
+    grow = max(1, int(np.ceil(fwhm_pix)))
+    return ndimage.binary_dilation(bright, iterations=grow)
+
+
+def _fit_sky(data, good, kind, sigma):
+    """Sigma-clipped plane or constant; returns (model array, rms, params)."""
+    ny, nx = data.shape
+    yy, xx = np.nonzero(good)
+    if yy.size < 10:
+        raise ValueError('Too few sky pixels outside the galaxy to estimate the sky; '
+                         'give a smaller galaxy aperture or a larger image, or sky=None.')
+    step = max(1, yy.size // _MAX_SKY_PIXELS)
+    yy, xx = yy[::step], xx[::step]
+    values = data[yy, xx]
+    if kind == 'constant':
+        _, level, _ = sigma_clipped_stats(values, sigma=sigma, maxiters=10)
+        sky = np.full(data.shape, level)
+        params = {'type': 'constant', 'level': level}
+    else:
+        # coordinates scaled to ~[-1, 1] for a well-conditioned fit
+        cx, cy, s = (nx - 1) / 2, (ny - 1) / 2, max(nx, ny) / 2
+        fitter = fitting.FittingWithOutlierRemoval(fitting.LinearLSQFitter(), sigma_clip,
+                                                   niter=5, sigma=sigma)
+        plane, _ = fitter(models.Planar2D(), (xx - cx) / s, (yy - cy) / s, values)
+        gy, gx = np.mgrid[0:ny, 0:nx]
+        sky = plane((gx - cx) / s, (gy - cy) / s)
+        params = {'type': 'plane', 'intercept': float(plane.intercept.value),
+                  'slope_x': float(plane.slope_x.value) / s,
+                  'slope_y': float(plane.slope_y.value) / s}
+    residual = values - sky[yy, xx]
+    _, _, rms = sigma_clipped_stats(residual, sigma=sigma, maxiters=10)
+    return sky, rms, params
+
+
+def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy=None,
+                  sky='plane', sky_annulus=SKY_ANNULUS, psf_fwhm=None, sigma=3.0):
+    """
+    Bring one image to MJy/sr, subtract the sky and correct Galactic extinction.
+
+    Parameters
+    ----------
+    image : `~astropy.nddata.CCDData`, FITS path, HDU or ``(array, wcs)``
+        Any input of `astro_dustml.io.read_images`; it needs a celestial WCS.
+    band : str, optional
+        Band name; default ``image.meta['band']`` or the FITS header.
+    unit : `~astropy.units.Unit` or str, optional
+        The image unit. Wins over everything else; otherwise the unit is the
+        image's own (NDData unit, header ``BUNIT`` or ``SIGUNIT``), and failing
+        that the band's native survey unit (with a warning). Flux densities
+        per pixel (Jy/pix, native DN, nanomaggies, counts/s) and surface
+        brightnesses are accepted; a bare flux density (Jy) is read as per pixel.
+    ebv : float or `~astropy.units.Quantity`, optional
+        Galactic E(B-V) in magnitudes. The image is multiplied by
+        ``10**(0.4 * A)`` with ``A = band.extinction * ebv`` (Schlafly &
+        Finkbeiner 2011 coefficients from the band registry). None: no
+        correction.
+    ebv_err : float or `~astropy.units.Quantity`, optional
+        Its uncertainty; default `DEFAULT_EBV_ERROR` times ``ebv``.
+    galaxy : `regions.SkyRegion` or dict, optional
+        The galaxy aperture (see `galaxy_region`, or a dict of its
+        arguments with ``center``). Pixels inside 1.25 times it are kept out
+        of the sky fit (see ``sky_annulus``). Without one, the whole image
+        is used, with sources found by sigma clipping masked (grown by one
+        PSF FWHM).
+    sky : {'plane', 'constant', None}, optional
+        Sky model fitted with sigma clipping to the sky pixels: a tilted
+        plane (as CAAPR does), a constant, or None when the image is already
+        sky-subtracted (the sky pixels still give the noise).
+    sky_annulus : tuple of two floats, optional
+        Inner and outer size of the sky region around the galaxy, in units
+        of its aperture; default `SKY_ANNULUS`, the DustPedia/CAAPR annulus
+        (1.25 to 1.601 times the aperture) that makes the sky estimate
+        local. An outer size of None uses everything beyond the inner one.
+    psf_fwhm : `~astropy.units.Quantity`, optional
+        PSF FWHM; default ``image.meta['psf_fwhm']`` or the registry value.
+    sigma : float, optional
+        Clipping threshold in standard deviations.
+
+    Returns
+    -------
+    prepared : `~astropy.nddata.CCDData`
+        New image in MJy/sr (`OUTPUT_UNIT`). ``uncertainty`` is a
+        `~astropy.nddata.StdDevUncertainty`: the sigma-clipped background RMS
+        (or the uncertainty the image carried), the calibration error
+        (``band.calibration_error``) and the extinction uncertainty, in
+        quadrature; the last two are correlated over the whole map. ``mask``
+        is True at NaN pixels (and wherever the input was masked). ``meta``
+        holds ``'band'``, ``'psf_fwhm'``, ``'background_rms'``, ``'sky'``,
+        ``'ebv'``, ``'extinction_factor'`` and ``'galaxy'``.
+
+    Raises
+    ------
+    ValueError
+        If the image has no celestial WCS or the band is unknown.
+    astropy.units.UnitConversionError
+        If the unit is neither a surface brightness nor a flux per pixel.
+
+    Examples
+    --------
+    >>> import numpy as np, astropy.units as u
+    >>> from astropy.nddata import CCDData
+    >>> from astropy.wcs import WCS
+    >>> from astro_dustml.prepare import prepare_image
+    >>> wcs = WCS(naxis=2); wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    >>> wcs.wcs.cdelt = [-2 / 3600, 2 / 3600]
+    >>> rng = np.random.default_rng(1)
+    >>> data = 5.0 + rng.normal(0, 0.1, (64, 64))      # a flat sky of 5 MJy/sr
+    >>> image = CCDData(data, unit='MJy/sr', wcs=wcs)
+    >>> out = prepare_image(image, 'WISE_3.4', ebv=0.0)
+    >>> out.unit, round(float(np.median(out.data)), 2) + 0.0
+    (Unit("MJy / sr"), 0.0)
+    >>> round(float(out.meta['background_rms'].value), 2), out.meta['psf_fwhm']
+    (0.1, <Quantity 5.79 arcsec>)
+    """
+    parsed = _parse_image(image, band=band)
+    band = get_band(parsed.meta['band'])
+    wcs = parsed.wcs
+    pixel_area = _pixel_area(wcs)
+    in_unit = _resolve_unit(parsed, unit, band)
+    factor = _to_output_factor(in_unit, pixel_area, band)
+
+    fwhm = psf_fwhm if psf_fwhm is not None else parsed.meta.get('psf_fwhm', band.fwhm)
+    fwhm = u.Quantity(fwhm).to(u.arcsec)
+    fwhm_pix = (fwhm / np.sqrt(pixel_area).to(u.arcsec)).to_value(u.one)
+
+    data = np.array(parsed.data, dtype=float)
+    bad = ~np.isfinite(data)
+    if parsed.mask is not None:
+        bad |= np.asarray(parsed.mask, dtype=bool)
+    region = _as_region(galaxy)
+    usable = _sky_mask(data.shape, wcs, region, sky_annulus) & ~bad
+    if region is None and usable.any():
+        usable &= ~_source_mask(data, usable, fwhm_pix)
+    if sky not in ('plane', 'constant', None):
+        raise ValueError(f"sky must be 'plane', 'constant' or None, not {sky!r}.")
+    sky_model, rms, params = _fit_sky(data, usable, sky or 'constant', sigma)
+    if sky is not None:
+        data = data - sky_model
+    else:
+        params = {'type': None}
+
+    if parsed.uncertainty is not None:
+        noise = np.abs(np.asarray(parsed.uncertainty.array, dtype=float))
+    else:
+        noise = np.full(data.shape, rms)
+
+    ebv_value, ebv_error, ext_factor, ext_frac = _extinction(band, ebv, ebv_err)
+    data = data * (factor * ext_factor)
+    noise = noise * (factor * ext_factor)
+    uncertainty = np.sqrt(noise ** 2 + ((band.calibration_error ** 2 + ext_frac ** 2)
+                                        * data ** 2))
+
+    meta = dict(parsed.meta)
+    meta.pop('unit_known', None)
+    if 'header' in meta:
+        header = meta['header'].copy()
+        for key in ('BUNIT', 'SIGUNIT'):
+            header.remove(key, ignore_missing=True, remove_all=True)
+        meta['header'] = header
+    # sky parameters in output units (slopes per pixel)
+    sky_params = {k: (v * factor * ext_factor * OUTPUT_UNIT if isinstance(v, float) else v)
+                  for k, v in params.items()}
+    meta.update(band=band.name, psf_fwhm=fwhm,
+                background_rms=rms * factor * ext_factor * OUTPUT_UNIT,
+                sky=sky_params, ebv=ebv_value, ebv_err=ebv_error,
+                extinction_factor=ext_factor, galaxy=region, input_unit=in_unit)
+    return CCDData(data, unit=OUTPUT_UNIT, wcs=wcs, mask=bad,
+                   uncertainty=StdDevUncertainty(uncertainty), meta=meta)
+
+
+def _extinction(band, ebv, ebv_err):
+    if ebv is None:
+        return None, None, 1.0, 0.0
+    ebv = u.Quantity(ebv, u.mag).to_value(u.mag)
+    if not np.isfinite(ebv) or ebv < 0:
+        raise ValueError(f'E(B-V) must be a finite non-negative number, got {ebv}.')
+    ebv_err = (DEFAULT_EBV_ERROR * ebv if ebv_err is None
+               else u.Quantity(ebv_err, u.mag).to_value(u.mag))
+    a_band = band.extinction * ebv
+    factor = 10 ** (0.4 * a_band)
+    frac = 0.4 * np.log(10) * band.extinction * ebv_err
+    return ebv * u.mag, ebv_err * u.mag, factor, frac
+
+
+def prepare_images(collection, *, ebv=None, ebv_err=None, galaxy=None, units=None,
+                   sky='plane', sky_annulus=SKY_ANNULUS, psf_fwhm=None, sigma=3.0):
+    """
+    `prepare_image` for every member of a collection.
+
+    Parameters
+    ----------
+    collection : `~ndcube.NDCollection`, mapping or sequence
+        Images keyed by band (see `astro_dustml.io.make_collection`).
+    ebv, ebv_err, galaxy, sky, sky_annulus, sigma
+        As in `prepare_image`, the same for every band.
+    units : dict, optional
+        Band name -> unit for images whose unit must be stated.
+    psf_fwhm : dict, optional
+        Band name -> PSF FWHM overriding the registry.
+
+    Returns
+    -------
+    prepared : `~ndcube.NDCollection`
+        Unaligned collection of prepared `~astropy.nddata.CCDData` (MJy/sr)
+        with the input collection's ``meta`` plus ``'galaxy'`` and ``'ebv'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.wcs import WCS
+    >>> from astro_dustml.prepare import prepare_images
+    >>> wcs = WCS(naxis=2); wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    >>> wcs.wcs.cdelt = [-2 / 3600, 2 / 3600]
+    >>> sky = np.random.default_rng(0).normal(1.0, 0.1, (32, 32))
+    >>> out = prepare_images({'W1': (sky, wcs), 'W2': (sky, wcs)},
+    ...                      units={'WISE_3.4': 'MJy/sr', 'WISE_4.6': 'MJy/sr'})
+    >>> list(out.keys()), out['WISE_4.6'].unit
+    (['WISE_3.4', 'WISE_4.6'], Unit("MJy / sr"))
+    """
+    parsed = _parse_collection(collection)
+    units = {get_band(k).name: v for k, v in (units or {}).items()}
+    fwhms = {get_band(k).name: v for k, v in (psf_fwhm or {}).items()}
+    unknown = set(units) - set(parsed)
+    if unknown:
+        raise ValueError(f'units= names bands not in the collection: {sorted(unknown)}.')
+    region = _as_region(galaxy)
+    out = [(name, prepare_image(image, name, unit=units.get(name), ebv=ebv,
+                                ebv_err=ebv_err, galaxy=region, sky=sky, sky_annulus=sky_annulus,
+                                psf_fwhm=fwhms.get(name), sigma=sigma))
+           for name, image in parsed.items()]
+    meta = dict(getattr(collection, 'meta', None) or {})
+    meta.update(galaxy=region, ebv=None if ebv is None else u.Quantity(ebv, u.mag))
+    return NDCollection(out, meta=meta)
