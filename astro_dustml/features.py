@@ -77,13 +77,14 @@ def _column_value(table, name, unit):
     return np.asarray(col, dtype=float)
 
 
-def valid_bands(table, *, bands=INPUT_BANDS):
+def valid_bands(table, *, bands=INPUT_BANDS, min_snr=None, bad_flags=_BAD_FLAGS):
     """
     Which bands are usable in each row of a SED table.
 
-    A band is usable when its column exists, its flux is finite and positive
-    and its ``<band>_flag`` (if present) has neither the MASKED nor the
-    MISSING bit set.
+    A band is usable when its column exists, its flux is finite and positive,
+    its ``<band>_flag`` (if present) has none of the ``bad_flags`` bits set
+    (by default MASKED and MISSING) and, if ``min_snr`` is given, its
+    signal-to-noise ratio ``<band> / <band>_err`` reaches ``min_snr``.
 
     Parameters
     ----------
@@ -91,6 +92,11 @@ def valid_bands(table, *, bands=INPUT_BANDS):
         Pixel or global SED table (see `astro_dustml.sed`).
     bands : sequence of str, optional
         Bands to check.
+    min_snr : float, optional
+        Minimum signal-to-noise ratio (needs ``<band>_err`` columns; a band
+        without one is kept).
+    bad_flags : int, optional
+        Flag bits (`astro_dustml.sed` constants) that make a band unusable.
 
     Returns
     -------
@@ -116,18 +122,23 @@ def valid_bands(table, *, bands=INPUT_BANDS):
         if f'{band}_flag' in table.colnames:
             flag = np.asarray(table[f'{band}_flag'])
             if flag.dtype.kind in 'iu':
-                ok &= (flag & _BAD_FLAGS) == 0
+                ok &= (flag & bad_flags) == 0
             else:
                 raise TypeError(
                     f'column {band}_flag must be an integer bitmask '
                     f'(astro_dustml.sed flags); got dtype {flag.dtype}.')
+        if min_snr is not None and f'{band}_err' in table.colnames:
+            err = _column_value(table, f'{band}_err', u.Jy)
+            with np.errstate(invalid='ignore', divide='ignore'):
+                ok &= ~(flux / err < min_snr)
         if hasattr(table[band], 'mask'):
             ok &= ~np.ma.getmaskarray(table[band])
         valid[:, j] = ok
     return valid
 
 
-def make_features(table, *, bands=INPUT_BANDS, include_scale=False):
+def make_features(table, *, bands=INPUT_BANDS, include_scale=False, min_snr=None,
+                  bad_flags=_BAD_FLAGS):
     """
     Compute the model features of every row of a SED table.
 
@@ -143,6 +154,8 @@ def make_features(table, *, bands=INPUT_BANDS, include_scale=False):
     include_scale : bool, optional
         Add ``log10(pixel_scale_pc / pc)`` as the last feature (NaN where the
         distance is unknown).
+    min_snr, bad_flags : optional
+        Which bands count as unusable (see `valid_bands`).
 
     Returns
     -------
@@ -180,7 +193,7 @@ def make_features(table, *, bands=INPUT_BANDS, include_scale=False):
         raise ValueError(
             "include_scale=True needs a 'pixel_scale_pc' column (pc); add it or "
             'set include_scale=False.')
-    valid = valid_bands(table, bands=names)
+    valid = valid_bands(table, bands=names, min_snr=min_snr, bad_flags=bad_flags)
     fluxes = np.full(valid.shape, np.nan)
     for j, band in enumerate(names):
         if band in table.colnames:

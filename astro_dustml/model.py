@@ -38,7 +38,7 @@ from sklearn.model_selection import GroupKFold
 
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .exceptions import ModelIntegrityError, OutOfDomainWarning
-from .features import make_features, valid_bands
+from .features import make_features, valid_bands  # noqa: F401
 
 __all__ = ['DustModel', 'TARGET_UNITS', 'group_weights']
 
@@ -178,14 +178,21 @@ class DustModel(BaseEstimator):
         Minimum number of usable bands, WISE 3.4 micron included, for a
         prediction; rows with fewer get NaN and ``out_of_domain``.
     sigma_rounds, sigma_depth, sigma_learning_rate : optional
-        Maximum boosting rounds (early-stopped on the calibration split), tree
+        Maximum boosting rounds (early-stopped on held-out galaxies), tree
         depth and learning rate of the xgboost uncertainty model.
     n_inner_splits : int, optional
-        Folds (grouped) of the out-of-fold residuals the uncertainty model
-        is fitted on.
-    calibration_fraction : float, optional
-        Fraction of the groups held out to early-stop and recalibrate the
-        uncertainty model.
+        Grouped folds of the out-of-fold residuals the uncertainty model is
+        fitted on; each fold's booster is early-stopped on its held-out
+        galaxies, and the pooled held-out chi^2 sets the calibration scale.
+    min_snr : float, optional
+        Bands below this signal-to-noise ratio count as missing.
+    bad_flags : int, optional
+        `astro_dustml.sed` flag bits that make a band missing; default
+        ``FLAG_MASKED | FLAG_MISSING``.
+    error_weighting : bool, optional
+        Down-weight training rows with uncertain targets: weights times
+        ``1 / (1 + (err / median(err))**2)`` from the ``<target>_err`` column
+        (the uncertainty model still sees every residual at full weight).
     random_state : int, optional
         Seed of everything random (dropout, forests, boosting, splits).
     n_jobs : int, optional
@@ -225,8 +232,9 @@ class DustModel(BaseEstimator):
     def __init__(self, *, bands=INPUT_BANDS, include_scale=False, n_estimators=100,
                  max_depth=14, min_samples_leaf=3, max_features=0.5, band_dropout=0.3,
                  n_dropout=2, min_bands=3, sigma_rounds=300, sigma_depth=3,
-                 sigma_learning_rate=0.05, n_inner_splits=4, calibration_fraction=0.25,
-                 random_state=0, n_jobs=1):
+                 sigma_learning_rate=0.1, n_inner_splits=4,
+                 min_snr=None, bad_flags=None, error_weighting=False, random_state=0,
+                 n_jobs=1):
         self.bands = bands
         self.include_scale = include_scale
         self.n_estimators = n_estimators
@@ -240,7 +248,9 @@ class DustModel(BaseEstimator):
         self.sigma_depth = sigma_depth
         self.sigma_learning_rate = sigma_learning_rate
         self.n_inner_splits = n_inner_splits
-        self.calibration_fraction = calibration_fraction
+        self.min_snr = min_snr
+        self.bad_flags = bad_flags
+        self.error_weighting = error_weighting
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -251,6 +261,13 @@ class DustModel(BaseEstimator):
         if REFERENCE_BAND not in names:
             raise ValueError(f'bands must include {REFERENCE_BAND}, the normalising band.')
         return names
+
+    def _features(self, table):
+        kw = {} if self.bad_flags is None else {'bad_flags': self.bad_flags}
+        X, names = make_features(table, bands=self._band_names(),
+                                 include_scale=self.include_scale, min_snr=self.min_snr, **kw)
+        valid = valid_bands(table, bands=self._band_names(), min_snr=self.min_snr, **kw)
+        return X, names, valid
 
     def _sigma_inputs(self, X, n_bands):
         return np.column_stack([X, n_bands]).astype(np.float32)
@@ -325,8 +342,7 @@ class DustModel(BaseEstimator):
                   else np.asarray(sample_weight, dtype=float))
         if weight.shape != (len(table),) or not np.all(weight >= 0):
             raise ValueError('sample_weight must be one non-negative value per row.')
-        X, names = make_features(table, bands=bands, include_scale=self.include_scale)
-        valid = valid_bands(table, bands=bands)
+        X, names, valid = self._features(table)
         usable = valid[:, bands.index(REFERENCE_BAND)] & (valid.sum(axis=1) >= self.min_bands)
         usable &= np.isfinite(X[:, len(bands) - 1])  # the WISE 3.4 intensity
         if usable.sum() < 2 * self.n_inner_splits:
@@ -354,13 +370,19 @@ class DustModel(BaseEstimator):
             seed = self.random_state + 1000 * k
             Xt, yt, wt, gt, nbt = Xa[ok], y[ok], wa[ok], ga[ok], nb[ok]
             wt = wt / wt.mean()
+            wmean = wt
+            if self.error_weighting and f'{target}_err' in table.colnames:
+                yerr = _target_values(table, f'{target}_err')[0][usable][src][ok]
+                yerr = np.where(np.isfinite(yerr), yerr, np.nanmax(yerr))
+                wmean = wt / (1 + (yerr / np.median(yerr)) ** 2)
+                wmean = wmean / wmean.mean()
             counts[target] = {'n_rows': int(np.isfinite(y_all[usable]).sum()),
                               'n_galaxies': int(len(np.unique(groups[usable][
                                   np.isfinite(y_all[usable])])))}
-            residual = self._oof_residuals(Xt, yt, wt, gt, seed)
+            residual = self._oof_residuals(Xt, yt, wmean, gt, seed)
             self.boosters_[target], self.calibration_[target] = self._fit_sigma(
                 self._sigma_inputs(Xt, nbt), residual, wt, gt, seed)
-            forest = self._forest(seed).fit(Xt.astype(np.float32), yt, sample_weight=wt)
+            forest = self._forest(seed).fit(Xt.astype(np.float32), yt, sample_weight=wmean)
             self.forests_[target] = _export_forest(forest)
         finite = X[usable]
         with np.errstate(invalid='ignore'):
@@ -388,8 +410,12 @@ class DustModel(BaseEstimator):
         scale (so every galaxy serves once as validation), and predictions
         average the boosters' log sigma.
         """
-        base = 0.5 * np.log(np.sum(w * residual ** 2) / np.sum(w))
         r2 = residual ** 2
+        # start from the typical residual, not the RMS: a few huge residuals (of
+        # copies with bands dropped) would otherwise leave the good rows too wide;
+        # for Gaussian residuals E[log r^2] = log sigma^2 - 1.27
+        logr2 = np.log(np.maximum(r2, 1e-12 * np.max(r2)))
+        base = 0.5 * (np.sum(w * logr2) / np.sum(w) + 1.2704)
         held_out = np.full(len(residual), np.nan)
         boosters = []
         folds = GroupKFold(n_splits=self.n_inner_splits)
@@ -477,8 +503,7 @@ class DustModel(BaseEstimator):
             bands.
         """
         self._check_fitted()
-        X, _ = make_features(table, bands=self.bands_, include_scale=self.include_scale)
-        valid = valid_bands(table, bands=self.bands_)
+        X, _, valid = self._features(table)
         n_bands = valid.sum(axis=1)
         ok = (valid[:, self.bands_.index(REFERENCE_BAND)] & (n_bands >= self.min_bands)
               & np.isfinite(X[:, len(self.bands_) - 1]))

@@ -1,0 +1,183 @@
+"""Tests of DustModel: recovery of a known relation, uncertainties, persistence."""
+
+import warnings
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.table import QTable
+from sklearn.ensemble import RandomForestRegressor
+
+from astro_dustml.exceptions import ModelIntegrityError, OutOfDomainWarning
+from astro_dustml.model import DustModel, _export_forest, _forest_predict, group_weights
+from astro_dustml.sed import FLAG_MISSING
+
+BANDS = ['WISE_3.4', 'WISE_4.6', 'Spitzer_4.5', 'WISE_12', '2MASS_Ks']
+TD_SCATTER = 1.0
+SLD_SCATTER = 0.1
+
+
+def _mock(n, seed, n_pix=1):
+    """Rows whose Td depends on the 4.6/3.4 colour and sLd on the 12/3.4 colour."""
+    rng = np.random.default_rng(seed)
+    rows = n * n_pix
+    c46 = rng.uniform(-0.5, 0.0, rows)
+    c12 = rng.uniform(-1.0, 0.5, rows)
+    t = QTable()
+    t['galaxy'] = np.repeat([f'G{seed}_{i}' for i in range(n)], n_pix)
+    t['pixel_area'] = np.full(rows, 1e-8) * u.sr
+    flux = {'WISE_3.4': np.ones(rows), 'WISE_4.6': 10 ** c46,
+            # a noisier copy of the 4.6 micron colour: the fallback when W2 is missing
+            'Spitzer_4.5': 10 ** (c46 + rng.normal(0, 0.05, rows)),
+            'WISE_12': 10 ** c12, '2MASS_Ks': 10 ** rng.uniform(-0.2, 0.2, rows)}
+    for band in BANDS:
+        t[band] = 1e-2 * flux[band] * u.Jy
+        t[f'{band}_err'] = 0.01 * t[band]
+        t[f'{band}_flag'] = np.zeros(rows, dtype=np.int16)
+    t['Td'] = (25 + 20 * (c46 + 0.25) + rng.normal(0, TD_SCATTER, rows)) * u.K
+    t['Td_err'] = np.full(rows, TD_SCATTER) * u.K
+    t['sLd'] = (-1 + c12 + rng.normal(0, SLD_SCATTER, rows)) * u.dex
+    return t
+
+
+def _model(**kw):
+    kw = {'bands': BANDS, 'n_estimators': 40, 'min_samples_leaf': 5, 'max_features': 1.0,
+          'sigma_rounds': 100, 'min_bands': 2, 'n_inner_splits': 5, 'random_state': 1, **kw}
+    return DustModel(**kw)
+
+
+@pytest.fixture(scope='module')
+def fitted():
+    train = _mock(1500, 0)
+    return _model().fit(train, targets=['Td', 'sLd'], groups='galaxy'), train
+
+
+def _predict(model, table):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', OutOfDomainWarning)
+        return model.predict(table)
+
+
+def test_recovers_known_relation(fitted):
+    model, _ = fitted
+    test = _mock(3000, 1)
+    pred = _predict(model, test)
+    assert pred.colnames == ['Td', 'Td_err', 'sLd', 'sLd_err', 'out_of_domain', 'n_bands']
+    assert pred['Td'].unit == u.K and pred['sLd'].unit == u.dex
+    for target, scatter in [('Td', TD_SCATTER), ('sLd', SLD_SCATTER)]:
+        resid = (pred[target] - test[target]).value
+        sigma = pred[f'{target}_err'].value
+        rmse = np.sqrt(np.mean(resid ** 2))
+        # the injected scatter is the floor; the forest adds a little
+        assert scatter <= rmse < 1.2 * scatter, (target, rmse)
+        chi2 = np.mean((resid / sigma) ** 2)
+        assert abs(chi2 - 1) < 0.1, (target, chi2)
+    assert np.all(pred['n_bands'] == len(BANDS))
+
+
+def test_missing_band_gives_larger_uncertainty(fitted):
+    model, _ = fitted
+    test = _mock(2000, 2)
+    full = _predict(model, test)
+    dropped = test.copy()
+    dropped['WISE_4.6_flag'][:] = FLAG_MISSING
+    part = _predict(model, dropped)
+    assert np.all(part['n_bands'] == len(BANDS) - 1)
+    # Td leans on the 4.6 micron colour: without W2 both error and sigma grow
+    rmse_full = np.sqrt(np.mean((full['Td'] - test['Td']).value ** 2))
+    rmse_part = np.sqrt(np.mean((part['Td'] - test['Td']).value ** 2))
+    assert rmse_part > rmse_full
+    assert np.mean(part['Td_err'].value) > 1.02 * np.mean(full['Td_err'].value)
+    chi2 = np.mean(((part['Td'] - test['Td']) / part['Td_err']).value ** 2)
+    assert 0.7 < chi2 < 1.4
+
+
+def test_out_of_domain_and_minimum_bands(fitted):
+    model, _ = fitted
+    test = _mock(3, 3)
+    test['WISE_12'][0] = 1e3 * u.Jy                    # colour far beyond training
+    for band in BANDS[1:]:
+        test[f'{band}_flag'][1] = FLAG_MISSING         # WISE 3.4 alone: too few bands
+    test['WISE_3.4_flag'][2] = FLAG_MISSING            # no reference band
+    with pytest.warns(OutOfDomainWarning, match='3 of 3 rows'):
+        pred = model.predict(test)
+    assert list(pred['out_of_domain']) == [True, True, True]
+    assert np.isfinite(pred['Td'][0])
+    assert np.isnan(pred['Td'][1]) and np.isnan(pred['Td_err'][2])
+    assert list(pred['n_bands']) == [5, 1, 4]
+
+
+def test_fit_does_not_modify_input():
+    t = _mock(60, 4)
+    before = t.copy()
+    _model(n_estimators=5, sigma_rounds=5).fit(t, targets=['Td'], groups='galaxy')
+    assert t.colnames == before.colnames
+    for name in t.colnames:
+        assert np.all(np.asarray(t[name]) == np.asarray(before[name]))
+
+
+def test_forest_arrays_match_sklearn():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    y = np.nan_to_num(X[:, 0]) + rng.normal(0, 0.1, 300)
+    forest = RandomForestRegressor(n_estimators=10, random_state=0).fit(X, y)
+    Xt = rng.normal(size=(500, 4))
+    Xt[rng.random(Xt.shape) < 0.3] = np.nan
+    np.testing.assert_allclose(_forest_predict(_export_forest(forest), Xt),
+                               forest.predict(Xt), rtol=0, atol=1e-12)
+
+
+def test_save_load_bit_identical(fitted, tmp_path):
+    model, _ = fitted
+    test = _mock(500, 5)
+    test['WISE_12_flag'][::3] = FLAG_MISSING
+    before = _predict(model, test)
+    model.card['name'] = 'test-model'
+    path = model.save(tmp_path / 'm')
+    loaded = DustModel.load(path)
+    after = _predict(loaded, test)
+    for name in before.colnames:
+        a, b = np.asarray(before[name]), np.asarray(after[name])
+        assert a.dtype == b.dtype
+        assert np.array_equal(a, b, equal_nan=True), name
+    card = loaded.card
+    assert card['name'] == 'test-model'
+    assert card['bands'] == BANDS and card['targets'] == {'Td': 'K', 'sLd': 'dex'}
+    assert card['features'][-1] == 'log_WISE_3.4_intensity'
+    assert {'numpy', 'scikit-learn', 'xgboost', 'astropy'} <= set(card['versions'])
+    assert set(card['files']) == {p.name for p in path.iterdir()} - {'model.json'}
+    assert all(len(h) == 64 for h in card['files'].values())
+    with pytest.raises(FileExistsError, match='overwrite=True'):
+        model.save(path)
+
+
+def test_tampered_or_missing_file_fails(fitted, tmp_path):
+    model, _ = fitted
+    path = model.save(tmp_path / 'm')
+    target = path / 'mean_Td.npz'
+    data = bytearray(target.read_bytes())
+    data[-10] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match='SHA-256'):
+        DustModel.load(path)
+    target.unlink()
+    with pytest.raises(ModelIntegrityError, match='missing'):
+        DustModel.load(path)
+    with pytest.raises(ModelIntegrityError, match='model card'):
+        DustModel.load(tmp_path / 'nothing')
+
+
+def test_group_weights_equalise_galaxies():
+    groups = np.array(['big'] * 10000 + ['small'] * 10)
+    w = group_weights(groups)
+    assert np.isclose(w[groups == 'big'].sum(), w[groups == 'small'].sum())
+
+
+def test_unfitted_and_bad_inputs():
+    with pytest.raises(RuntimeError, match='not fitted'):
+        DustModel().predict(_mock(3, 0))
+    with pytest.raises(ValueError, match='not a column'):
+        _model().fit(_mock(20, 0), targets=['Td'], groups='nope')
+    with pytest.raises(ValueError, match='target'):
+        _model().fit(_mock(20, 0), targets=['sMd'], groups='galaxy')
