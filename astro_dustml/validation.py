@@ -43,6 +43,7 @@ class CrossValidationResult:
     predictions: QTable
     metrics: QTable
     folds: list = field(default_factory=list)
+    models: list = field(default_factory=list)
 
     def metric(self, target, name):
         """The value of metric ``name`` for ``target`` as a float."""
@@ -141,7 +142,8 @@ def regression_metrics(pred, true, *, groups, sigma=None, weights=None, n_bootst
 
 
 def cross_validate(table, targets=('sLd', 'sMd', 'Td'), *, groups, n_splits=4, model=None,
-                   sample_weight=None, test_table=None, n_bootstrap=200, random_state=0):
+                   sample_weight=None, test_table=None, n_bootstrap=200, random_state=0,
+                   keep_models=False):
     """
     Grouped K-fold cross-validation of a `~astro_dustml.model.DustModel`.
 
@@ -167,6 +169,8 @@ def cross_validate(table, targets=('sLd', 'sMd', 'Td'), *, groups, n_splits=4, m
         Bootstrap resamplings of galaxies for the metric uncertainties.
     random_state : int, optional
         Seed of the fold assignment and bootstrap.
+    keep_models : bool, optional
+        Keep the fitted model of each fold in the result.
 
     Returns
     -------
@@ -205,7 +209,7 @@ def cross_validate(table, targets=('sLd', 'sMd', 'Td'), *, groups, n_splits=4, m
     pred = {t: np.full(len(table), np.nan) for t in targets}
     err = {t: np.full(len(table), np.nan) for t in targets}
     fold_of = np.full(len(table), -1)
-    folds = []
+    folds, models = [], []
     splitter = GroupKFold(n_splits=n_splits)
     for i, (train, test) in enumerate(splitter.split(np.zeros(len(table)), groups=_shuffled_groups(
             groups, random_state))):
@@ -218,6 +222,8 @@ def cross_validate(table, targets=('sLd', 'sMd', 'Td'), *, groups, n_splits=4, m
             err[t][test] = np.asarray(out[f'{t}_err'].value)
         fold_of[test] = i
         folds.append((train, test))
+        if keep_models:
+            models.append(fold_model)
     predictions = QTable({'galaxy': groups, 'fold': fold_of, 'weight': weights})
     rows = []
     for t in targets:
@@ -233,7 +239,8 @@ def cross_validate(table, targets=('sLd', 'sMd', 'Td'), *, groups, n_splits=4, m
     names = ['target', 'unit', 'n_galaxies', 'n_rows', 'rmse', 'rmse_err', 'r2', 'r2_err',
              'me', 'me_err', 'chi2', 'chi2_err', 'rmse_between', 'rmse_within']
     metrics = QTable(rows=[[r[k] for k in names] for r in rows], names=names)
-    return CrossValidationResult(predictions=predictions, metrics=metrics, folds=folds)
+    return CrossValidationResult(predictions=predictions, metrics=metrics, folds=folds,
+                                 models=models)
 
 
 def _weighted_quantiles(values, weights, quantiles):

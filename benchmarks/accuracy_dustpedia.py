@@ -1,0 +1,108 @@
+"""
+Grouped 4-fold cross-validation of the pretrained DustPedia models.
+
+Prints, for ``dustpedia-global`` (observed fluxes) and
+``dustpedia-global-cigale`` (pcigale UV-MIR fluxes), the RMSE, R², mean error
+(predicted - true) and chi² of the uncertainties per target on (a) every
+galaxy with finite targets and (b) the well-constrained subset
+(Tdust_err < 3 K and Mdust_err / Mdust < 0.5), followed by a band-subset table
+for the default model (its test galaxies predicted with bands removed).
+The models use the settings of ``scripts/train_pretrained.py``.
+
+Usage::
+
+    python benchmarks/accuracy_dustpedia.py [--data ../shared/data/dustpedia] [--quick]
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from astro_dustml.model import DustModel
+from astro_dustml.sed import FLAG_MISSING
+from astro_dustml.validation import cross_validate, regression_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'scripts'))
+from train_pretrained import MODEL_SETTINGS, MODELS, TARGETS, load, well_constrained  # noqa: E402
+
+GOALS = {'all': {'sLd': 0.22, 'sMd': 0.36, 'Td': 3.5},
+         'well_constrained': {'sLd': 0.16, 'sMd': 0.30, 'Td': 3.0}}
+SUBSETS = {
+    'all bands': [],
+    'no GALEX': ['GALEX_FUV', 'GALEX_NUV'],
+    'no SDSS': ['SDSS_u', 'SDSS_g', 'SDSS_r', 'SDSS_i', 'SDSS_z'],
+    'no IRAC': ['Spitzer_3.6', 'Spitzer_4.5', 'Spitzer_5.8', 'Spitzer_8.0'],
+    'WISE+2MASS': ['GALEX_FUV', 'GALEX_NUV', 'SDSS_u', 'SDSS_g', 'SDSS_r', 'SDSS_i',
+                   'SDSS_z', 'Spitzer_3.6', 'Spitzer_4.5', 'Spitzer_5.8', 'Spitzer_8.0'],
+    'WISE only': ['GALEX_FUV', 'GALEX_NUV', 'SDSS_u', 'SDSS_g', 'SDSS_r', 'SDSS_i',
+                  'SDSS_z', '2MASS_J', '2MASS_H', '2MASS_Ks',
+                  'Spitzer_3.6', 'Spitzer_4.5', 'Spitzer_5.8', 'Spitzer_8.0'],
+}
+
+
+def _rows(pred, select):
+    out = {}
+    for t in TARGETS:
+        p, tr = pred[t].value[select], pred[f'{t}_true'].value[select]
+        s = pred[f'{t}_err'].value[select]
+        out[t] = regression_metrics(p, tr, groups=pred['galaxy'][select], sigma=s,
+                                    n_bootstrap=100)
+    return out
+
+
+def _print_table(title, rows, goals=None):
+    print(f'\n{title}')
+    print(f'{"target":8s} {"RMSE":>16s} {"R2":>6s} {"ME":>8s} {"chi2":>6s} {"N":>5s} goal')
+    for t, m in rows.items():
+        goal = '' if goals is None else (
+            f'<= {goals[t]}: ' + ('met' if m['rmse'] <= goals[t] else 'NOT met'))
+        print(f'{t:8s} {m["rmse"]:8.3f} ± {m["rmse_err"]:.3f} {m["r2"]:6.2f} '
+              f'{m["me"]:8.3f} {m["chi2"]:6.2f} {m["n_galaxies"]:5d} {goal}')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--data', default=str(ROOT.parent / 'shared' / 'data' / 'dustpedia'))
+    parser.add_argument('--n-jobs', type=int, default=2)
+    parser.add_argument('--quick', action='store_true', help='skip the band-subset table')
+    args = parser.parse_args(argv)
+    for name in MODELS:
+        start = time.time()
+        table = load(name, args.data)
+        model = DustModel(n_jobs=args.n_jobs, **MODEL_SETTINGS)
+        cv = cross_validate(table, TARGETS, groups='galaxy', model=model, n_bootstrap=100,
+                            keep_models=True)
+        good = well_constrained(table)
+        print(f'\n=== {name}: grouped 4-fold CV, {time.time() - start:.0f} s ===')
+        _print_table(f'(a) all galaxies with finite targets ({len(table)})',
+                     _rows(cv.predictions, np.ones(len(table), bool)), GOALS['all'])
+        _print_table(f'(b) well-constrained: Tdust_err < 3 K, Mdust_err/Mdust < 0.5 '
+                     f'({good.sum()})', _rows(cv.predictions, good), GOALS['well_constrained'])
+        if args.quick or name != 'dustpedia-global':
+            continue
+        print(f'\n=== {name}: band subsets (test galaxies with bands removed; '
+              'RMSE / chi2 on all galaxies) ===')
+        print(f'{"bands":12s} ' + ' '.join(f'{t + " RMSE":>9s} {"chi2":>5s}' for t in TARGETS)
+              + '  n_bands')
+        for label, drop in SUBSETS.items():
+            test = table.copy()
+            for band in drop:
+                test[f'{band}_flag'] = test[f'{band}_flag'] | FLAG_MISSING
+            pred = cv.predictions.copy()
+            for fold_model, (_, rows) in zip(cv.models, cv.folds):
+                out = fold_model.predict(test[rows], warn=False)
+                for t in TARGETS:
+                    pred[t][rows] = out[t]
+                    pred[f'{t}_err'][rows] = out[f'{t}_err']
+            m = _rows(pred, np.ones(len(table), bool))
+            cells = ' '.join(f'{m[t]["rmse"]:9.3f} {m[t]["chi2"]:5.2f}' for t in TARGETS)
+            print(f'{label:12s} {cells}  {18 - len(drop)}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
