@@ -158,9 +158,9 @@ def _to_output_factor(unit, pixel_area, band):
         unit if unit.is_equivalent(u.Jy) else None)
     if per_pixel is None:
         raise u.UnitConversionError(
-            f'The {band.name} image is in {unit}, which is neither a surface brightness '
-            '(e.g. MJy/sr) nor a flux density per pixel (e.g. Jy/pix). Pass the right '
-            'unit with unit=.')
+            f'The {band.name} image is in {unit.to_string() or "no unit (dimensionless)"}, '
+            'which is neither a surface brightness (e.g. MJy/sr) nor a flux density per '
+            'pixel (e.g. Jy/pix). Pass the right unit with unit=.')
     return per_pixel.to(u.MJy) / pixel_area.to_value(u.sr)
 
 
@@ -184,8 +184,8 @@ def _sky_mask(shape, wcs, region, annulus):
 
 def _source_mask(data, usable, fwhm_pix):
     """Without an aperture: mask bright sources found by sigma clipping."""
-    clipped = sigma_clip(np.where(usable, data, np.nan), sigma=3.0, maxiters=10,
-                         masked=True)
+    clipped = sigma_clip(np.ma.masked_array(np.nan_to_num(data), ~usable), sigma=3.0,
+                         maxiters=10, masked=True)
     _, median, _ = sigma_clipped_stats(data[usable], sigma=3.0, maxiters=10)
     bright = np.asarray(clipped.mask) & np.isfinite(data) & (data > median)
     grow = max(1, int(np.ceil(fwhm_pix)))
