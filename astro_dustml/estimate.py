@@ -98,6 +98,22 @@ def _check_reference(parsed):
             f'image ({ref.wavelength:.2f}; e.g. a DustPedia or unWISE cutout).')
 
 
+def _check_not_all_masked(images):
+    """Fail early on a band without a single usable pixel."""
+    empty = []
+    for band, image in images.items():
+        usable = np.isfinite(image.data)
+        if image.mask is not None:
+            usable &= ~np.asarray(image.mask, dtype=bool)
+        if not usable.any():
+            empty.append(band)
+    if empty:
+        raise ValueError(
+            f'Every pixel is masked (or not finite) in {", ".join(empty)}: nothing to '
+            'estimate from. Check the masks and data of these images, or leave the band '
+            'out (WISE 3.4 µm is required).')
+
+
 def _select_bands(parsed, model_bands):
     """Keep the model's input bands."""
     ignored = [b for b in parsed if b not in model_bands]
@@ -155,7 +171,9 @@ def _galaxy_name(galaxy):
 
 def _prepare(images, *, ebv, galaxy):
     from .prepare import prepare_images
-    return prepare_images(images, ebv=ebv, galaxy=galaxy)
+    # A bare name says nothing about where the galaxy is: the sky is then
+    # estimated over the whole image
+    return prepare_images(images, ebv=ebv, galaxy=None if isinstance(galaxy, str) else galaxy)
 
 
 def _mask_stars(prepared, stars, *, galaxy):
@@ -179,6 +197,10 @@ def _mask_stars(prepared, stars, *, galaxy):
 
 def _align(prepared, *, resolution, pixel_scale, distance):
     from .align import align_images
+    if isinstance(resolution, u.Quantity) and resolution.unit.physical_type == 'length':
+        # A physical FWHM (needs the distance)
+        return align_images(prepared, resolution=resolution, pixel_scale=pixel_scale,
+                            distance=distance)
     return align_images(prepared, target=resolution, pixel_scale=pixel_scale,
                         distance=distance)
 
@@ -260,8 +282,8 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         Gaia ``gaia_source`` table of stars to mask, or ``'gaia'`` to query
         the Gaia archive (needs astroquery and network).
     resolution : `~astropy.units.Quantity` or str, optional
-        Target PSF FWHM, or a band name whose PSF to match; default: the
-        worst PSF among the inputs.
+        Target PSF FWHM (an angle, or a length with ``distance``), or a band
+        name whose PSF to match; default: the worst PSF among the inputs.
     pixel_scale : `~astropy.units.Quantity`, optional
         Output pixel scale, angular or in pc (with ``distance``); default:
         the target PSF FWHM.
@@ -312,6 +334,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     _check_reference(parsed)
     dust_model, model_name = _resolve_model(model)
     selected, ignored = _select_bands(parsed, _model_bands(dust_model))
+    _check_not_all_masked(selected)
     if distance is not None:
         distance = u.Quantity(distance, u.Mpc)
 

@@ -12,12 +12,14 @@ import warnings
 import astropy.units as u
 import numpy as np
 import pytest
+from astropy.coordinates import SkyCoord
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from ndcube import NDCollection
 
 from astro_dustml import __version__
 from astro_dustml.estimate import MAP_FLAGS, estimate_dust_maps, read_dust_maps, write_dust_maps
 from astro_dustml.exceptions import OutOfDomainWarning
+from astro_dustml.sed import galaxy_region
 from astro_dustml.tests import _mock_training as mt
 
 
@@ -188,13 +190,20 @@ def test_foreground_stars_masked():
         maps, _ = _estimate(mock.images, mock.galaxy, stars=mock.stars)
     flags = maps.meta['flags']
     assert np.any(flags & MAP_FLAGS['MASKED_INPUT'])
-    wcs = maps['Td'].wcs
-    ny, nx = maps['Td'].shape
-    x, y = wcs.world_to_pixel_values(mock.stars['ra'], mock.stars['dec'])
-    inside = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
-    assert inside.any()
-    for i, j in zip(np.round(x[inside]).astype(int), np.round(y[inside]).astype(int)):
-        assert maps['Td'].mask[j, i]
+    # Every star with a significant parallax that falls on the galaxy is masked
+    # and flagged; the others are not foreground stars for the default selection
+    foreground = mock.stars['parallax_over_error'] >= 5
+    region = galaxy_region(mock.galaxy)
+    on_galaxy = region.contains(SkyCoord(mock.stars['ra'], mock.stars['dec'], unit='deg'),
+                                maps['Td'].wcs)
+    assert (foreground & on_galaxy).any() and (~foreground & on_galaxy).any()
+    x, y = maps['Td'].wcs.world_to_pixel_values(mock.stars['ra'], mock.stars['dec'])
+    for i, j, star in zip(np.round(x).astype(int), np.round(y).astype(int),
+                          foreground & on_galaxy):
+        if star:
+            assert maps['Td'].mask[j, i] and flags[j, i] & MAP_FLAGS['MASKED_INPUT']
+        elif flags[j, i] & MAP_FLAGS['OUTSIDE'] == 0:
+            assert not flags[j, i] & MAP_FLAGS['MASKED_INPUT']
 
 
 # Bad input: one clear error each ------------------------------------------------
