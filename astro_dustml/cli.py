@@ -258,9 +258,16 @@ def _example(args):
             outdir / f'mock_{band}.fits', overwrite=args.overwrite)
     write_dust_maps(mock.truth, outdir / 'truth.fits.gz', overwrite=args.overwrite)
     g = mock.galaxy
+    # The galaxy ellipse restricts the maps to the galaxy (the sky around it is
+    # out of the models' domain and would be masked anyway)
     print(f"wrote {len(mock.images)} images and the true maps (truth.fits.gz) to {outdir}\n"
           f"try: astro-dustml estimate {outdir}/mock_*.fits "
-          f"--distance {g['distance'].to_value('Mpc'):g}Mpc -o maps.fits --plot maps.png")
+          f"--distance {g['distance'].to_value('Mpc'):g}Mpc "
+          f"--center {g['center'].ra.deg:g} {g['center'].dec.deg:g} "
+          f"--semimajor {g['semimajor'].to_value('arcsec'):g}arcsec "
+          f"--axis-ratio {g['axis_ratio']:g} "
+          f"--position-angle {g['position_angle'].to_value('deg'):g}deg "
+          "-o maps.fits --plot maps.png")
     return 0
 
 
