@@ -159,6 +159,8 @@ def _galaxy_info(galaxy):
 
 
 def _galaxy_name(galaxy):
+    if galaxy is None:
+        return 'galaxy'
     if isinstance(galaxy, str):
         return galaxy
     if isinstance(galaxy, Mapping):
@@ -207,9 +209,14 @@ def _align(prepared, *, resolution, pixel_scale, distance):
 
 def _pixel_table(aligned, *, galaxy, distance):
     from .sed import make_pixel_table
-    if galaxy is None or isinstance(galaxy, (str, Mapping)):
+    # Always name the galaxy: without a name make_pixel_table falls back on the
+    # collection meta['galaxy'], which prepare_images sets to the region
+    if galaxy is None or isinstance(galaxy, str):
+        return make_pixel_table(aligned, galaxy=_galaxy_name(galaxy), distance=distance)
+    if isinstance(galaxy, Mapping):
         # A galaxy mapping with a centre and semimajor axis selects its D25 ellipse
-        return make_pixel_table(aligned, galaxy=galaxy, distance=distance)
+        return make_pixel_table(aligned, galaxy=dict(galaxy, name=_galaxy_name(galaxy)),
+                                distance=distance)
     return make_pixel_table(aligned, galaxy=_galaxy_name(galaxy), region=galaxy,
                             distance=distance)
 

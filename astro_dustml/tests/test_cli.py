@@ -103,13 +103,19 @@ def test_train_example_estimate_plot(tmp_path):
     assert len(images) == 18
     assert (tmp_path / 'mock' / 'truth.fits.gz').exists()
 
+    # The galaxy ellipse as printed by the example command (mock defaults)
+    assert '--center 150 2 --semimajor 60arcsec --axis-ratio 0.6' in proc.stdout
     proc = run('estimate', *images, '--distance', '10Mpc', '--model', model_dir,
+               '--center', 150, 2, '--semimajor', '60arcsec', '--axis-ratio', 0.6,
+               '--position-angle', '30deg',
                '--pixel-scale', '3arcsec', '--no-progress', '-o', tmp_path / 'maps.fits',
                '--plot', tmp_path / 'maps.png')
     assert proc.returncode == 0, proc.stderr
     maps = read_dust_maps(tmp_path / 'maps.fits')
     assert list(maps.keys()) == ['sLd', 'sMd', 'Td']
     assert (~maps['Td'].mask).sum() > 50
+    # Only the galaxy ellipse is estimated: the corners are outside
+    assert maps['Td'].mask[0, 0] and maps['Td'].mask[-1, -1]
     assert maps.meta['model']['name'] == 'cli-test'
     assert (tmp_path / 'maps.png').stat().st_size > 10000
     # Refuses to overwrite without --overwrite
