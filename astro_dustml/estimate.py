@@ -27,7 +27,7 @@ from astropy.utils.console import ProgressBar
 from astropy.wcs import WCS
 from ndcube import NDCollection
 
-from . import __version__
+from . import __version__, conf
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .exceptions import AstroDustMLWarning, OutOfDomainWarning
 from .io import _parse_collection, _parse_image
@@ -132,7 +132,7 @@ def _model_bands(model):
 def _resolve_model(model):
     from .registry import get_model
     if model is None or isinstance(model, str) or hasattr(model, '__fspath__'):
-        name = model
+        name = str(model) if model is not None else conf.default_model
         return get_model(model), name
     if not hasattr(model, 'predict'):
         raise TypeError('model= must be a model name, a model folder or a DustModel, '

@@ -87,6 +87,10 @@ def _publish(root, name, files):
     return {'models': {name: {'description': 'test model', 'files': entry}}}
 
 
+def _row(table, name):
+    return table[list(table['name']).index(name)]
+
+
 _FILES = {'model.json': b'{"name": "remote"}', 'trees.npz': b'\x00\x01binary'}
 
 
@@ -94,12 +98,11 @@ def test_download_hash_match(server, cache):
     url, root = server
     registry = _publish(root, 'remote', _FILES)
     with conf.set_temp('model_urls', [url]):
-        assert not list_models(registry=registry)['cached'][0]
+        assert not _row(list_models(registry=registry), 'remote')['cached']
         assert download_models(['remote'], registry=registry) == ['remote']
         n_requests = len(_QuietHandler.requests)
         assert n_requests == 2
-        table = list_models(registry=registry)
-        row = table[list(table['name']).index('remote')]
+        row = _row(list_models(registry=registry), 'remote')
         assert row['cached'] and not row['bundled']
         assert row['description'] == 'test model'
         # The cached copy is byte-identical to what was served
@@ -124,7 +127,7 @@ def test_download_hash_mismatch(server, cache):
         # The bad file was not kept in the cache
         assert not astropy_data.is_url_in_cache(url + 'remote/trees.npz',
                                                 pkgname='astro_dustml')
-        assert not list_models(registry=registry)['cached'][0]
+        assert not _row(list_models(registry=registry), 'remote')['cached']
 
 
 def test_server_down(cache):
