@@ -34,6 +34,7 @@ from astropy.nddata import CCDData, NDData
 from astropy.table import QTable, Table
 from astropy.wcs import WCS
 from ndcube import NDCollection
+from scipy.integrate import trapezoid
 from scipy.ndimage import gaussian_filter
 from scipy.special import erf
 
@@ -274,16 +275,18 @@ def _tan_wcs(center, scale, shape):
 def _modified_black_body(wavelength, temperature):
     """nu^beta B_nu(T), normalised to unit integral over frequency."""
     nu = (const.c / wavelength).to_value(u.Hz)
-    grid = np.geomspace(3e10, 1.5e14, 600)  # 2 mm to 2 micron
     x = (const.h / const.k_B).to_value(u.s * u.K)
 
     def shape(f, t):
         with np.errstate(over='ignore'):
             return f ** (3 + _BETA) / np.expm1(x * f / t)
 
+    # The integral is tabulated in temperature, not computed per pixel
+    grid = np.geomspace(3e10, 1.5e14, 600)  # 2 mm to 2 micron
+    table_t = np.geomspace(3, 300, 400)
+    norms = trapezoid(shape(grid[:, None], table_t[None, :]), grid, axis=0)
     t = np.asarray(temperature)
-    norm = np.trapezoid(shape(grid[:, None], t.ravel()[None, :]), grid, axis=0)
-    return shape(nu, t) / norm.reshape(t.shape)
+    return shape(nu, t) / np.exp(np.interp(np.log(t), np.log(table_t), np.log(norms)))
 
 
 def _band_flux(band, old, young, ldust, mdust, distance):
