@@ -46,6 +46,10 @@ class Conf(_config.ConfigNamespace):
     dustpedia_dir = _config.ConfigItem(
         '', 'Folder holding local copies of the DustPedia archive tables '
         '(photometry, HyperLEDA, CIGALE catalogue); empty to download them.')
+    psf_dir = _config.ConfigItem(
+        '', 'Folder holding instrument PSF images (e.g. the DustPedia/CAAPR, '
+        'unWISE, IRAC and Herschel PSFs) used by astro_dustml.psf.load_psf; '
+        'empty to use Gaussian PSFs of the registry FWHMs.')
     dustpedia_url = _config.ConfigItem(
         'http://dustpedia.astro.noa.gr/Data/GetData?dataPath=',
         'Base URL of the public DustPedia archive files.')
