@@ -30,7 +30,9 @@ from ndcube import NDCollection
 from . import __version__, conf
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .exceptions import AstroDustMLWarning, OutOfDomainWarning
-from .io import _parse_collection, _parse_image
+from .io import _parse_collection
+from .prepare import _parse_galaxy
+from .sed import make_pixel_table
 
 __all__ = ['estimate_dust_maps', 'write_dust_maps', 'read_dust_maps', 'MAP_FLAGS',
            'TARGETS']
@@ -63,28 +65,6 @@ class _NoProgress:
 
 def _progress(total, enabled):
     return ProgressBar(total) if enabled else _NoProgress()
-
-
-def _parse_inputs(images, bands):
-    """Parse the images into a dict band -> CCDData, with errors naming the image."""
-    try:
-        return _parse_collection(images, bands=bands)
-    except (ValueError, TypeError, KeyError) as exc:
-        # Find the culprit so that the message names it
-        if isinstance(images, Mapping):
-            items = list(images.items())
-        elif isinstance(images, (list, tuple)):
-            items = [(i if bands is None else bands[i], im) for i, im in enumerate(images)]
-        else:
-            raise
-        for key, image in items:
-            try:
-                _parse_image(image, band=key if isinstance(key, str) else None)
-            except (ValueError, TypeError, KeyError) as inner:
-                label = key if isinstance(key, str) else (
-                    image if isinstance(image, str) else f'image #{key}')
-                raise type(inner)(f'Input {label}: {inner}') from exc
-        raise
 
 
 def _check_reference(parsed):
@@ -158,27 +138,16 @@ def _galaxy_info(galaxy):
     return type(galaxy).__name__
 
 
-def _galaxy_name(galaxy):
-    if galaxy is None:
-        return 'galaxy'
-    if isinstance(galaxy, str):
-        return galaxy
-    if isinstance(galaxy, Mapping):
-        return str(galaxy.get('name', 'galaxy'))
-    return 'galaxy'
-
-
 # The chained steps, each in one place so that the pipeline reads top-down
 
 
-def _prepare(images, *, ebv, galaxy):
+def _prepare(images, *, ebv, region):
     from .prepare import prepare_images
-    # A bare name says nothing about where the galaxy is: the sky is then
-    # estimated over the whole image
-    return prepare_images(images, ebv=ebv, galaxy=None if isinstance(galaxy, str) else galaxy)
+    # Without a region the sky is estimated over the whole image
+    return prepare_images(images, ebv=ebv, galaxy=region)
 
 
-def _mask_stars(prepared, stars, *, galaxy):
+def _mask_stars(prepared, stars, *, region):
     from . import stars as _stars
     if isinstance(stars, str):
         if stars.lower() != 'gaia':
@@ -189,10 +158,7 @@ def _mask_stars(prepared, stars, *, galaxy):
         corner = ref.wcs.pixel_to_world(0, 0)
         stars = _stars.query_gaia_stars(center, center.separation(corner))
     # Only the galaxy centre goes along: stars.py protects a nucleus around it
-    if isinstance(galaxy, Mapping):
-        center = galaxy.get('center')
-    else:
-        center = getattr(galaxy, 'center', None)
+    center = getattr(region, 'center', None)
     masked, _ = _stars.mask_foreground_stars(prepared, stars, galaxy=center)
     return masked
 
@@ -205,20 +171,6 @@ def _align(prepared, *, resolution, pixel_scale, distance):
                             distance=distance)
     return align_images(prepared, target=resolution, pixel_scale=pixel_scale,
                         distance=distance)
-
-
-def _pixel_table(aligned, *, galaxy, distance):
-    from .sed import make_pixel_table
-    # Always name the galaxy: without a name make_pixel_table falls back on the
-    # collection meta['galaxy'], which prepare_images sets to the region
-    if galaxy is None or isinstance(galaxy, str):
-        return make_pixel_table(aligned, galaxy=_galaxy_name(galaxy), distance=distance)
-    if isinstance(galaxy, Mapping):
-        # A galaxy mapping with a centre and semimajor axis selects its D25 ellipse
-        return make_pixel_table(aligned, galaxy=dict(galaxy, name=_galaxy_name(galaxy)),
-                                distance=distance)
-    return make_pixel_table(aligned, galaxy=_galaxy_name(galaxy), region=galaxy,
-                            distance=distance)
 
 
 def _as_wcs(value):
@@ -337,25 +289,29 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     Traceback (most recent call last):
     ValueError: No WISE 3.4 µm (WISE_3.4) image among the inputs (WISE_12). ...
     """
-    parsed = _parse_inputs(images, bands)
+    parsed = _parse_collection(images, bands=bands)
     _check_reference(parsed)
+    name, region, galaxy_distance = _parse_galaxy(galaxy)
     dust_model, model_name = _resolve_model(model)
     selected, ignored = _select_bands(parsed, _model_bands(dust_model))
     _check_not_all_masked(selected)
+    if distance is None:
+        distance = galaxy_distance
     if distance is not None:
         distance = u.Quantity(distance, u.Mpc)
 
     steps = 5 + (stars is not None)
     with _progress(steps, progress) as bar:
-        prepared = _prepare(selected, ebv=ebv, galaxy=galaxy)
+        prepared = _prepare(selected, ebv=ebv, region=region)
         bar.update()
         if stars is not None:
-            prepared = _mask_stars(prepared, stars, galaxy=galaxy)
+            prepared = _mask_stars(prepared, stars, region=region)
             bar.update()
         aligned = _align(prepared, resolution=resolution, pixel_scale=pixel_scale,
                          distance=distance)
         bar.update()
-        table = _pixel_table(aligned, galaxy=galaxy, distance=distance)
+        table = make_pixel_table(aligned, galaxy=name or 'galaxy', region=region,
+                                 distance=distance)
         bar.update()
         wcs, shape = _grid(table, aligned)
         flags, y, x = _pixel_flags(table, list(selected), shape)

@@ -148,6 +148,14 @@ def _same(a, b):
         return a is b
 
 
+def _labelled_parse(image, band, label):
+    """`_parse_image`, with errors that say which input was wrong."""
+    try:
+        return _parse_image(image, band=band)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f'Input {label}: {exc}') from exc
+
+
 def _parse_collection(images, *, bands=None):
     """
     Turn a collection of images into a dict ``{band name: CCDData}``.
@@ -160,12 +168,14 @@ def _parse_collection(images, *, bands=None):
         if bands is not None:
             raise ValueError('bands= is only for a list of images; a mapping '
                              'already names its bands.')
-        items = [(_parse_image(image, band=key), key) for key, image in images.items()]
+        items = [(_labelled_parse(image, key, key), key) for key, image in images.items()]
     elif isinstance(images, (list, tuple)):
         if bands is not None and len(bands) != len(images):
             raise ValueError(f'Got {len(images)} images but {len(bands)} '
                              'band names.')
-        items = [(_parse_image(image, band=None if bands is None else bands[i]), i)
+        items = [(_labelled_parse(image, None if bands is None else bands[i],
+                                  image if isinstance(image, (str, os.PathLike))
+                                  else f'image #{i}'), i)
                  for i, image in enumerate(images)]
     else:
         raise TypeError('Expected an NDCollection, a mapping of band name to '

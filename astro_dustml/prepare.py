@@ -8,6 +8,7 @@ describes the galaxy aperture that is kept out of the sky estimate.
 """
 
 import warnings
+from collections.abc import Mapping
 
 import astropy.units as u
 import numpy as np
@@ -122,15 +123,37 @@ def galaxy_region(center, *, semimajor=None, d25=None, axis_ratio=1.0,
                             angle=angle)
 
 
-def _as_region(galaxy):
-    if galaxy is None or hasattr(galaxy, 'to_pixel'):
-        return galaxy
-    if isinstance(galaxy, dict):
+def _parse_galaxy(galaxy):
+    """
+    ``(name, region, distance)`` from any accepted description of a galaxy.
+
+    Accepted: None; a name; a `regions.SkyRegion`; a mapping with ``center``
+    and ``semimajor`` or ``d25`` (plus optional ``axis_ratio``,
+    ``position_angle``, ``convention``, ``name``, ``distance``), such as
+    `~astro_dustml.datasets.MockGalaxy.galaxy`; or an object with such a
+    mapping as its ``galaxy`` attribute (a `~astro_dustml.datasets.MockGalaxy`).
+    """
+    if galaxy is None:
+        return None, None, None
+    if isinstance(galaxy, str):
+        return galaxy, None, None
+    if hasattr(galaxy, 'to_pixel'):
+        return None, galaxy, None
+    if not isinstance(galaxy, Mapping) and isinstance(getattr(galaxy, 'galaxy', None), Mapping):
+        galaxy = galaxy.galaxy
+    if not isinstance(galaxy, Mapping):
+        raise TypeError('galaxy must be a name, a regions sky region (see galaxy_region) or a '
+                        'mapping with center, semimajor, axis_ratio and position_angle, not '
+                        f'{type(galaxy).__name__}.')
+    region = None
+    if 'center' in galaxy and ('semimajor' in galaxy or 'd25' in galaxy):
         keys = {'semimajor', 'd25', 'axis_ratio', 'position_angle', 'convention'}
-        return galaxy_region(galaxy['center'], **{k: v for k, v in galaxy.items()
-                                                  if k in keys})
-    raise TypeError('galaxy must be a regions sky region (see galaxy_region) or a '
-                    'dict with center, semimajor, axis_ratio and position_angle.')
+        region = galaxy_region(SkyCoord(galaxy['center']),
+                               **{k: v for k, v in galaxy.items() if k in keys})
+    elif 'center' in galaxy or 'semimajor' in galaxy:
+        raise ValueError('A galaxy mapping needs both center and semimajor (or d25) to '
+                         'define its ellipse.')
+    return galaxy.get('name'), region, galaxy.get('distance')
 
 
 def _pixel_area(wcs):
@@ -276,7 +299,7 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
         quadrature; the last two are correlated over the whole map. ``mask``
         is True at NaN pixels (and wherever the input was masked). ``meta``
         holds ``'band'``, ``'psf_fwhm'``, ``'background_rms'``, ``'sky'``,
-        ``'ebv'``, ``'extinction_factor'`` and ``'galaxy'``.
+        ``'ebv'``, ``'extinction_factor'`` and ``'galaxy_region'``.
 
     Raises
     ------
@@ -317,7 +340,7 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
     bad = ~np.isfinite(data)
     if parsed.mask is not None:
         bad |= np.asarray(parsed.mask, dtype=bool)
-    region = _as_region(galaxy)
+    region = _parse_galaxy(galaxy)[1]
     usable = _sky_mask(data.shape, wcs, region, sky_annulus) & ~bad
     if region is None and usable.any():
         usable &= ~_source_mask(data, usable, fwhm_pix)
@@ -353,7 +376,7 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
     meta.update(band=band.name, psf_fwhm=fwhm,
                 background_rms=rms * factor * ext_factor * OUTPUT_UNIT,
                 sky=sky_params, ebv=ebv_value, ebv_err=ebv_error,
-                extinction_factor=ext_factor, galaxy=region, input_unit=in_unit)
+                extinction_factor=ext_factor, galaxy_region=region, input_unit=in_unit)
     return CCDData(data, unit=OUTPUT_UNIT, wcs=wcs, mask=bad,
                    uncertainty=StdDevUncertainty(uncertainty), meta=meta)
 
@@ -392,7 +415,8 @@ def prepare_images(collection, *, ebv=None, ebv_err=None, galaxy=None, units=Non
     -------
     prepared : `~ndcube.NDCollection`
         Unaligned collection of prepared `~astropy.nddata.CCDData` (MJy/sr)
-        with the input collection's ``meta`` plus ``'galaxy'`` and ``'ebv'``.
+        with the input collection's ``meta`` plus ``'galaxy_name'``,
+        ``'galaxy_region'`` and ``'ebv'``.
 
     Examples
     --------
@@ -413,11 +437,12 @@ def prepare_images(collection, *, ebv=None, ebv_err=None, galaxy=None, units=Non
     unknown = set(units) - set(parsed)
     if unknown:
         raise ValueError(f'units= names bands not in the collection: {sorted(unknown)}.')
-    region = _as_region(galaxy)
-    out = [(name, prepare_image(image, name, unit=units.get(name), ebv=ebv,
+    name, region, _ = _parse_galaxy(galaxy)
+    out = [(band, prepare_image(image, band, unit=units.get(band), ebv=ebv,
                                 ebv_err=ebv_err, galaxy=region, sky=sky, sky_annulus=sky_annulus,
-                                psf_fwhm=fwhms.get(name), sigma=sigma))
-           for name, image in parsed.items()]
+                                psf_fwhm=fwhms.get(band), sigma=sigma))
+           for band, image in parsed.items()]
     meta = dict(getattr(collection, 'meta', None) or {})
-    meta.update(galaxy=region, ebv=None if ebv is None else u.Quantity(ebv, u.mag))
+    meta.update(galaxy_name=name, galaxy_region=region,
+                ebv=None if ebv is None else u.Quantity(ebv, u.mag))
     return NDCollection(out, meta=meta)

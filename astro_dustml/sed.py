@@ -36,9 +36,10 @@ from ndcube import NDCollection, NDCube
 
 from .bands import BANDS, get_band
 from .io import _parse_image
+from .prepare import _parse_galaxy
 
 __all__ = ['FLAG_MASKED', 'FLAG_MISSING', 'FLAG_NEGATIVE', 'FLAG_LOW_SN',
-           'FLAG_CATALOGUE', 'FLAG_NAMES', 'decode_flags', 'galaxy_region',
+           'FLAG_CATALOGUE', 'FLAG_NAMES', 'decode_flags',
            'make_pixel_table', 'make_global_row', 'table_to_maps',
            'read_dustpedia_photometry']
 
@@ -210,64 +211,6 @@ def _usable(image):
     return usable
 
 
-def _galaxy_info(galaxy):
-    """``(name, geometry dict or None)`` from a name, a mapping or a mock galaxy."""
-    if galaxy is None:
-        return None, None
-    if isinstance(galaxy, str):
-        return galaxy, None
-    if not isinstance(galaxy, Mapping) and hasattr(galaxy, 'galaxy'):
-        galaxy = galaxy.galaxy  # e.g. a MockGalaxy
-    if not isinstance(galaxy, Mapping):
-        raise TypeError('galaxy must be a name or a mapping with name, center, '
-                        f'semimajor, axis_ratio, position_angle; not {type(galaxy).__name__}.')
-    geometry = galaxy if all(k in galaxy for k in ('center', 'semimajor')) else None
-    return galaxy.get('name'), geometry
-
-
-def galaxy_region(galaxy):
-    """
-    The D25 ellipse of a galaxy as a `regions.EllipseSkyRegion`.
-
-    Parameters
-    ----------
-    galaxy : mapping
-        ``center`` (`~astropy.coordinates.SkyCoord`), ``semimajor`` (the D25
-        radius, angle), optionally ``axis_ratio`` (minor over major axis; a
-        value above 1 is taken as major over minor, the DustPedia convention)
-        and ``position_angle`` (of the major axis, east of north).
-
-    Returns
-    -------
-    region : `regions.EllipseSkyRegion`
-
-    Examples
-    --------
-    >>> import astropy.units as u
-    >>> from astropy.coordinates import SkyCoord
-    >>> from astro_dustml.sed import galaxy_region
-    >>> region = galaxy_region({'center': SkyCoord(150, 2, unit='deg'),
-    ...                         'semimajor': 1 * u.arcmin, 'axis_ratio': 0.5,
-    ...                         'position_angle': 30 * u.deg})
-    >>> region.width, region.height
-    (<Quantity 2. arcmin>, <Quantity 1. arcmin>)
-    """
-    from regions import EllipseSkyRegion
-
-    _, geometry = _galaxy_info(galaxy)
-    if geometry is None:
-        raise ValueError('The galaxy needs center and semimajor to define its D25 ellipse.')
-    semimajor = u.Quantity(geometry['semimajor'])
-    ratio = float(geometry.get('axis_ratio', 1.0))
-    if ratio > 1:
-        ratio = 1 / ratio
-    pa = u.Quantity(geometry.get('position_angle', 0 * u.deg), u.deg)
-    # regions measures the angle of the width axis from the longitude axis
-    # (east) counter-clockwise, i.e. towards north: PA (north to east) + 90 deg
-    return EllipseSkyRegion(center=SkyCoord(geometry['center']), width=2 * semimajor,
-                            height=2 * semimajor * ratio, angle=pa + 90 * u.deg)
-
-
 def _region_weights(region, wcs, shape, mode):
     """Per-pixel weights (0..1) of a region on a grid."""
     if isinstance(region, np.ndarray) or (hasattr(region, 'shape')
@@ -278,7 +221,7 @@ def _region_weights(region, wcs, shape, mode):
                              f'{tuple(shape)}.')
         return weights.astype(float) if weights.dtype != bool else weights
     if isinstance(region, Mapping) or hasattr(region, 'galaxy'):
-        region = galaxy_region(region)
+        region = _parse_galaxy(region)[1]
     if hasattr(region, 'to_pixel'):
         region = region.to_pixel(wcs)
     if not hasattr(region, 'to_mask'):
@@ -394,14 +337,13 @@ def make_pixel_table(collection, *, galaxy=None, region=None, distance=None, ban
     images = _members(collection)
     wcs, shape = _check_aligned(images)
     bands = _wanted_bands(images, bands)
-    name, geometry = _galaxy_info(galaxy)
+    name, galaxy_ellipse, galaxy_distance = _parse_galaxy(galaxy)
     if name is None:
-        meta = getattr(collection, 'meta', None) or {}
-        name = meta.get('galaxy', 'galaxy')
-    if distance is None and geometry is not None:
-        distance = geometry.get('distance')
-    if region is None and geometry is not None:
-        region = geometry
+        name = (getattr(collection, 'meta', None) or {}).get('galaxy_name') or 'galaxy'
+    if distance is None:
+        distance = galaxy_distance
+    if region is None:
+        region = galaxy_ellipse
     pixel_area = _pixel_area(wcs)
     factors = {b: _flux_factor(images[b], b, pixel_area) for b in bands if b in images}
 
@@ -471,8 +413,8 @@ def make_global_row(collection, region, *, galaxy=None, distance=None, bands=Non
         Images keyed by band, with units and WCS (see `make_pixel_table`).
     region : region, mapping or array
         The aperture: a `regions` sky region, a galaxy mapping (its D25
-        ellipse, see `galaxy_region`), or, for aligned images, a pixel region
-        or a boolean/weight array.
+        ellipse, see `~astro_dustml.prepare.galaxy_region`), or, for aligned
+        images, a pixel region or a boolean/weight array.
     galaxy : str or mapping, optional
         Galaxy name or mapping (see `make_pixel_table`).
     distance : `~astropy.units.Quantity`, optional
@@ -511,14 +453,14 @@ def make_global_row(collection, region, *, galaxy=None, distance=None, bands=Non
     """
     images = _members(collection)
     bands = _wanted_bands(images, bands)
-    name, geometry = _galaxy_info(galaxy)
+    name, _, galaxy_distance = _parse_galaxy(galaxy)
     if name is None:
-        name = (getattr(collection, 'meta', None) or {}).get('galaxy', 'galaxy')
-    if distance is None and geometry is not None:
-        distance = geometry.get('distance')
+        name = (getattr(collection, 'meta', None) or {}).get('galaxy_name') or 'galaxy'
+    if distance is None:
+        distance = galaxy_distance
     if isinstance(region, Mapping) or (hasattr(region, 'galaxy')
                                        and not hasattr(region, 'to_pixel')):
-        region = galaxy_region(region)
+        region = _parse_galaxy(region)[1]
     columns = {'galaxy': [name], 'x': [-1], 'y': [-1]}
     center = getattr(region, 'center', None)
     area = None

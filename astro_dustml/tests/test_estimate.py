@@ -19,7 +19,7 @@ from ndcube import NDCollection
 from astro_dustml import __version__
 from astro_dustml.estimate import MAP_FLAGS, estimate_dust_maps, read_dust_maps, write_dust_maps
 from astro_dustml.exceptions import OutOfDomainWarning
-from astro_dustml.sed import galaxy_region
+from astro_dustml.prepare import _parse_galaxy
 from astro_dustml.tests import _mock_training as mt
 
 
@@ -193,7 +193,7 @@ def test_foreground_stars_masked():
     # Every star with a significant parallax that falls on the galaxy is masked
     # and flagged; the others are not foreground stars for the default selection
     foreground = mock.stars['parallax_over_error'] >= 5
-    region = galaxy_region(mock.galaxy)
+    region = _parse_galaxy(mock.galaxy)[1]
     on_galaxy = region.contains(SkyCoord(mock.stars['ra'], mock.stars['dec'], unit='deg'),
                                 maps['Td'].wcs)
     assert (foreground & on_galaxy).any() and (~foreground & on_galaxy).any()

@@ -55,7 +55,7 @@ def test_sky_plane_units_and_flux():
         2e-5 * 1e-6 / pixel_sr, rel=0.1)
     assert out.meta['band'] == 'WISE_3.4'
     assert out.meta['psf_fwhm'] == get_band('WISE_3.4').fwhm
-    assert out.meta['galaxy'] is region
+    assert out.meta['galaxy_region'] is region
 
 
 def test_sky_without_aperture_uses_source_masking():

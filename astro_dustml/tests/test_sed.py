@@ -217,7 +217,8 @@ def test_pixel_table_round_trip_exact(stack, tmp_path):
 
 def test_pixel_table_region(stack):
     from astropy.coordinates import SkyCoord
-    from astro_dustml.sed import galaxy_region, make_pixel_table
+    from astro_dustml.prepare import galaxy_region
+    from astro_dustml.sed import make_pixel_table
 
     center = SkyCoord(150.0, 2.0, unit='deg')
     galaxy = {'name': 'TOY', 'center': center, 'semimajor': 30 * u.arcsec,
@@ -238,7 +239,9 @@ def test_pixel_table_region(stack):
     mask = np.zeros(SHAPE, dtype=bool)
     mask[10:12, 20:23] = True
     assert len(make_pixel_table(stack, region=mask)) == 6
-    assert len(make_pixel_table(stack, region=galaxy_region(galaxy))) == len(table)
+    region = galaxy_region(center, semimajor=30 * u.arcsec, axis_ratio=0.5,
+                           position_angle=30 * u.deg)
+    assert len(make_pixel_table(stack, region=region)) == len(table)
 
 
 def test_pixel_table_missing_band(stack):
