@@ -7,6 +7,7 @@ and dust temperature, with a per-pixel uncertainty, from GALEX, SDSS, 2MASS,
 WISE and Spitzer/IRAC images.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 from astropy import config as _config
@@ -56,3 +57,24 @@ class Conf(_config.ConfigNamespace):
 
 
 conf = Conf()
+
+# The public entry points, importable from the top level. They are loaded on
+# first use (PEP 562) so that importing a light module such as
+# astro_dustml.bands does not import scikit-learn and xgboost.
+_ENTRY_POINTS = {
+    'estimate_dust_maps': 'estimate', 'read_dust_maps': 'estimate',
+    'write_dust_maps': 'estimate', 'DustModel': 'model', 'get_model': 'registry',
+    'list_models': 'registry', 'download_models': 'registry',
+    'plot_dust_maps': 'visualization'}
+__all__ += list(_ENTRY_POINTS)
+
+
+def __getattr__(name):
+    if name in _ENTRY_POINTS:
+        module = import_module(f'.{_ENTRY_POINTS[name]}', __name__)
+        return getattr(module, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_ENTRY_POINTS))
