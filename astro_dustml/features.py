@@ -7,6 +7,12 @@ WISE 3.4 micron band, the logarithm of the WISE 3.4 micron surface brightness
 (flux per solid angle, so that pixels and integrated galaxies share one scale)
 and, optionally, the logarithm of the physical pixel scale.
 
+With ``colours='neighbours'`` the colours between neighbouring bands
+(``log10(F_FUV / F_NUV)``, ``log10(F_u / F_g)``, ..., ``log10(F_12 / F_22)``,
+the IRAC chain, ``log10(F_8.0 / F_22)`` and ``log10(F_FUV / F_22)``) are
+appended: they are differences of the reference colours, which a tree cannot
+form by itself, and they improve the DustPedia cross-validation.
+
 A band that is masked, missing, or has a non-positive flux gives a NaN feature,
 never zero: the models treat NaN as "band not observed".
 """
@@ -17,7 +23,7 @@ import numpy as np
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .sed import FLAG_MASKED, FLAG_MISSING
 
-__all__ = ['make_features', 'feature_names', 'valid_bands']
+__all__ = ['make_features', 'feature_names', 'valid_bands', 'NEIGHBOUR_PAIRS']
 
 _BAD_FLAGS = FLAG_MASKED | FLAG_MISSING
 
@@ -28,6 +34,34 @@ def _colour_name(band):
 
 _INTENSITY_NAME = f'log_{REFERENCE_BAND}_intensity'
 _SCALE_NAME = 'log_pixel_scale_pc'
+
+_CHAIN = ['GALEX_FUV', 'GALEX_NUV', 'SDSS_u', 'SDSS_g', 'SDSS_r', 'SDSS_i', 'SDSS_z',
+          '2MASS_J', '2MASS_H', '2MASS_Ks', REFERENCE_BAND, 'WISE_4.6', 'WISE_12', 'WISE_22']
+_IRAC = ['Spitzer_3.6', 'Spitzer_4.5', 'Spitzer_5.8', 'Spitzer_8.0', 'WISE_22']
+
+NEIGHBOUR_PAIRS = tuple(
+    [(a, b) for a, b in zip(_CHAIN[:-1], _CHAIN[1:]) if REFERENCE_BAND not in (a, b)]
+    + list(zip(_IRAC[:-1], _IRAC[1:])) + [('GALEX_FUV', 'WISE_22')])
+"""Band pairs ``(a, b)`` of the ``colours='neighbours'`` features ``log10(F_a / F_b)``."""
+
+_COLOUR_SETS = ('reference', 'neighbours')
+
+
+def _extra_pairs(names, colours):
+    if colours not in _COLOUR_SETS:
+        raise ValueError(f'colours={colours!r} is not one of {_COLOUR_SETS}.')
+    if colours == 'reference':
+        return []
+    return [(a, b) for a, b in NEIGHBOUR_PAIRS if a in names and b in names]
+
+
+def _feature_bands(*, bands=INPUT_BANDS, include_scale=False, colours='reference'):
+    """The bands each feature depends on (beyond the reference band), in feature order."""
+    names = _canonical_bands(bands)
+    out = [(b,) for b in names if b != REFERENCE_BAND] + [()]
+    if include_scale:
+        out.append(())
+    return out + list(_extra_pairs(names, colours))
 
 
 def _canonical_bands(bands):
@@ -41,7 +75,7 @@ def _canonical_bands(bands):
     return names
 
 
-def feature_names(*, bands=INPUT_BANDS, include_scale=False):
+def feature_names(*, bands=INPUT_BANDS, include_scale=False, colours='reference'):
     """
     Names of the features `make_features` returns, in order.
 
@@ -51,6 +85,9 @@ def feature_names(*, bands=INPUT_BANDS, include_scale=False):
         Input bands; must include ``'WISE_3.4'``.
     include_scale : bool, optional
         Whether the log pixel scale in pc is a feature.
+    colours : {'reference', 'neighbours'}, optional
+        ``'neighbours'`` appends the colours of `NEIGHBOUR_PAIRS` whose two
+        bands are among ``bands``.
 
     Returns
     -------
@@ -61,12 +98,15 @@ def feature_names(*, bands=INPUT_BANDS, include_scale=False):
     >>> from astro_dustml.features import feature_names
     >>> feature_names(bands=['WISE_3.4', 'WISE_4.6', 'WISE_12'])
     ['log_WISE_4.6/WISE_3.4', 'log_WISE_12/WISE_3.4', 'log_WISE_3.4_intensity']
+    >>> feature_names(bands=['WISE_3.4', 'WISE_4.6', 'WISE_12'], colours='neighbours')[-1]
+    'log_WISE_4.6/WISE_12'
     """
     names = _canonical_bands(bands)
     out = [_colour_name(b) for b in names if b != REFERENCE_BAND]
     out.append(_INTENSITY_NAME)
     if include_scale:
         out.append(_SCALE_NAME)
+    out += [f'log_{a}/{b}' for a, b in _extra_pairs(names, colours)]
     return out
 
 
@@ -137,8 +177,8 @@ def valid_bands(table, *, bands=INPUT_BANDS, min_snr=None, bad_flags=_BAD_FLAGS)
     return valid
 
 
-def make_features(table, *, bands=INPUT_BANDS, include_scale=False, min_snr=None,
-                  bad_flags=_BAD_FLAGS):
+def make_features(table, *, bands=INPUT_BANDS, include_scale=False, colours='reference',
+                  min_snr=None, bad_flags=_BAD_FLAGS):
     """
     Compute the model features of every row of a SED table.
 
@@ -154,6 +194,10 @@ def make_features(table, *, bands=INPUT_BANDS, include_scale=False, min_snr=None
     include_scale : bool, optional
         Add ``log10(pixel_scale_pc / pc)`` as the last feature (NaN where the
         distance is unknown).
+    colours : {'reference', 'neighbours'}, optional
+        ``'neighbours'`` appends ``log10(F_a / F_b)`` for the band pairs of
+        `NEIGHBOUR_PAIRS` present in ``bands`` (NaN when either band is
+        unusable).
     min_snr, bad_flags : optional
         Which bands count as unusable (see `valid_bands`).
 
@@ -163,7 +207,8 @@ def make_features(table, *, bands=INPUT_BANDS, include_scale=False, min_snr=None
         ``log10(F_band / F_WISE_3.4)`` for each band other than WISE 3.4, then
         ``log10(I_WISE_3.4 / (MJy/sr))``, then (optionally) the scale.  NaN
         where a band is masked, missing or non-positive; every feature of a
-        row is NaN when WISE 3.4 is unusable.
+        row is NaN when WISE 3.4 is unusable.  The neighbour colours, if
+        asked for, come last.
     names : list of str
         Feature names (see `feature_names`).
 
@@ -209,5 +254,9 @@ def make_features(table, *, bands=INPUT_BANDS, include_scale=False, min_snr=None
         if include_scale:
             scale = _column_value(table, 'pixel_scale_pc', u.pc)
             cols.append(np.where(np.isfinite(ref) & (scale > 0), np.log10(scale), np.nan))
+    for a, b in _extra_pairs(names, colours):
+        # NaN too where the reference is unusable: no row has features without it
+        cols.append(np.log10(fluxes[:, names.index(a)] / fluxes[:, names.index(b)])
+                    + 0 * ref)
     X = np.column_stack(cols) if cols else np.empty((len(table), 0))
-    return X, feature_names(bands=names, include_scale=include_scale)
+    return X, feature_names(bands=names, include_scale=include_scale, colours=colours)

@@ -38,7 +38,7 @@ from sklearn.model_selection import GroupKFold
 
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .exceptions import ModelIntegrityError, OutOfDomainWarning
-from .features import make_features, valid_bands  # noqa: F401
+from .features import _feature_bands, make_features, valid_bands
 
 __all__ = ['DustModel', 'TARGET_UNITS', 'group_weights']
 
@@ -166,6 +166,9 @@ class DustModel(BaseEstimator):
         Input bands (must include ``'WISE_3.4'``).
     include_scale : bool, optional
         Use ``log10(pixel_scale_pc)`` as a feature.
+    colours : {'reference', 'neighbours'}, optional
+        Feature set (see `~astro_dustml.features.make_features`):
+        ``'neighbours'`` adds the colours between neighbouring bands.
     n_estimators, max_depth, min_samples_leaf, max_features : optional
         Random forest settings (`~sklearn.ensemble.RandomForestRegressor`);
         they also set the size of a saved model.
@@ -229,7 +232,8 @@ class DustModel(BaseEstimator):
     Unit("K")
     """
 
-    def __init__(self, *, bands=INPUT_BANDS, include_scale=False, n_estimators=100,
+    def __init__(self, *, bands=INPUT_BANDS, include_scale=False, colours='reference',
+                 n_estimators=100,
                  max_depth=14, min_samples_leaf=3, max_features=0.5, band_dropout=0.3,
                  n_dropout=2, min_bands=3, sigma_rounds=300, sigma_depth=3,
                  sigma_learning_rate=0.1, n_inner_splits=4,
@@ -237,6 +241,7 @@ class DustModel(BaseEstimator):
                  n_jobs=1):
         self.bands = bands
         self.include_scale = include_scale
+        self.colours = colours
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
@@ -265,7 +270,8 @@ class DustModel(BaseEstimator):
     def _features(self, table):
         kw = {} if self.bad_flags is None else {'bad_flags': self.bad_flags}
         X, names = make_features(table, bands=self._band_names(),
-                                 include_scale=self.include_scale, min_snr=self.min_snr, **kw)
+                                 include_scale=self.include_scale, colours=self.colours,
+                                 min_snr=self.min_snr, **kw)
         valid = valid_bands(table, bands=self._band_names(), min_snr=self.min_snr, **kw)
         return X, names, valid
 
@@ -275,7 +281,9 @@ class DustModel(BaseEstimator):
     def _augment(self, X, valid, weight, groups, rng):
         """Original rows plus ``n_dropout`` copies with random instruments removed."""
         bands = self._band_names()
-        colour_of = {b: i for i, b in enumerate(b for b in bands if b != REFERENCE_BAND)}
+        uses = _feature_bands(bands=bands, include_scale=self.include_scale,
+                              colours=self.colours)
+        columns_of = {b: [i for i, used in enumerate(uses) if b in used] for b in bands}
         instruments = {}
         for b in bands:
             if b != REFERENCE_BAND:
@@ -286,7 +294,7 @@ class DustModel(BaseEstimator):
             for members in instruments.values():
                 drop = rng.random(len(X)) < self.band_dropout
                 for b in members:
-                    Xc[drop, colour_of[b]] = np.nan
+                    Xc[np.ix_(drop, columns_of[b])] = np.nan
                     vc[drop, bands.index(b)] = False
             # never drop below the minimum band set: keep such rows whole
             short = vc.sum(axis=1) < self.min_bands

@@ -15,6 +15,7 @@ Usage::
 """
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -69,11 +70,22 @@ def main(argv=None):
     parser.add_argument('--data', default=str(ROOT.parent / 'shared' / 'data' / 'dustpedia'))
     parser.add_argument('--n-jobs', type=int, default=2)
     parser.add_argument('--quick', action='store_true', help='skip the band-subset table')
+    parser.add_argument('--set', action='append', default=[], metavar='PARAM=VALUE',
+                        help='override a DustModel setting (experiments), e.g. '
+                             'colours=reference')
     args = parser.parse_args(argv)
+    settings = dict(MODEL_SETTINGS)
+    for item in args.set:
+        key, value = item.split('=', 1)
+        try:
+            settings[key] = json.loads(value)
+        except ValueError:
+            settings[key] = value
+    print('settings:', settings)
     for name in MODELS:
         start = time.time()
         table = load(name, args.data)
-        model = DustModel(n_jobs=args.n_jobs, **MODEL_SETTINGS)
+        model = DustModel(n_jobs=args.n_jobs, **settings)
         cv = cross_validate(table, TARGETS, groups='galaxy', model=model, n_bootstrap=100,
                             keep_models=True)
         good = well_constrained(table)

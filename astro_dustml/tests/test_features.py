@@ -100,3 +100,21 @@ def test_errors_name_the_problem():
     t.remove_column('pixel_scale_pc')
     with pytest.raises(ValueError, match='pixel_scale_pc'):
         make_features(t, bands=BANDS, include_scale=True)
+
+
+def test_neighbour_colours():
+    t = _table()
+    X, names = make_features(t, bands=BANDS, colours='neighbours')
+    assert names == feature_names(bands=BANDS, colours='neighbours')
+    # the spec'd features come first, unchanged
+    X0, names0 = make_features(t, bands=BANDS)
+    assert names[:len(names0)] == names0
+    np.testing.assert_array_equal(X[:, :len(names0)], X0)
+    # WISE_3.4 pairs are already reference colours; NUV has no neighbour here
+    assert names[len(names0):] == ['log_WISE_4.6/WISE_12']
+    # row 0: 5 mJy / 20 mJy; row 1: WISE_12 missing; row 3: 4.6/12 still defined;
+    # row 4: WISE_3.4 masked, so every feature is NaN
+    np.testing.assert_allclose(X[[0, 2, 3], -1], np.log10(0.25), rtol=1e-12)
+    assert np.isnan(X[1, -1]) and np.isnan(X[4, -1])
+    with pytest.raises(ValueError, match='colours'):
+        make_features(t, bands=BANDS, colours='all')

@@ -181,3 +181,21 @@ def test_unfitted_and_bad_inputs():
         _model().fit(_mock(20, 0), targets=['Td'], groups='nope')
     with pytest.raises(ValueError, match='target'):
         _model().fit(_mock(20, 0), targets=['sMd'], groups='galaxy')
+
+
+def test_neighbour_colours_follow_band_dropout():
+    """A dropped band removes every feature that uses it, neighbour colours included."""
+    train = _mock(60, 3)
+    model = _model(colours='neighbours', n_dropout=3, band_dropout=0.5)
+    X, names, valid = model._features(train)
+    assert names[-1] == 'log_WISE_4.6/WISE_12'
+    rng = np.random.default_rng(0)
+    Xa, va, _, _, _ = model._augment(X, valid, np.ones(len(X)), np.asarray(train['galaxy']), rng)
+    for j, name in enumerate(names):
+        used = [b for b in name.split('_', 1)[1].split('/') if b in BANDS and b != 'WISE_3.4']
+        assert used or 'intensity' in name
+        for b in used:
+            gone = ~va[:, BANDS.index(b)]
+            assert np.all(np.isnan(Xa[gone, j])), (name, b)
+    model.fit(train, targets=['Td'], groups='galaxy')
+    assert model.card['features'] == names
