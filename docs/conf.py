@@ -1,6 +1,7 @@
 # Sphinx configuration for astro_dustml, on top of sphinx-astropy's defaults.
 import datetime
 import os
+import re
 
 from sphinx_astropy.conf.v2 import *  # noqa: F401,F403
 from sphinx_astropy.conf.v2 import exclude_patterns, intersphinx_mapping, rst_epilog  # noqa: F401
@@ -37,3 +38,14 @@ plot_formats = [('png', 100)]
 automodapi_toctreedirnm = 'api'
 numpydoc_show_class_members = False
 nitpicky = False
+
+
+def _drop_sklearn_routing(app, docname, source):
+    # scikit-learn adds set_<method>_request to every estimator; their
+    # docstrings point into sklearn's own glossary, which is not ours to build
+    if docname.startswith('api/'):
+        source[0] = re.sub(r'.*set_\w+_request.*\n', '', source[0])
+
+
+def setup(app):
+    app.connect('source-read', _drop_sklearn_routing)
