@@ -24,7 +24,7 @@ __all__ = ['main']
 _EPILOG = """\
 example:
   astro-dustml example mock/
-  astro-dustml estimate mock/*.fits --distance 10Mpc --center 150 2 --semimajor 60arcsec \
+  astro-dustml estimate mock/*.fits --distance 10Mpc --center 150 2 --semimajor 60arcsec \\
       --axis-ratio 0.6 --position-angle 30deg -o maps.fits --plot maps.png
 
 exit status: 0 success, 1 the work failed (message on standard error), 2 usage error.
