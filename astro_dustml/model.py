@@ -32,6 +32,7 @@ import numpy as np
 import sklearn
 import xgboost as xgb
 from astropy.table import QTable
+from scipy.optimize import brentq
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import GroupKFold
@@ -196,6 +197,12 @@ class DustModel(BaseEstimator):
         Down-weight training rows with uncertain targets: weights times
         ``1 / (1 + (err / median(err))**2)`` from the ``<target>_err`` column
         (the uncertainty model still sees every residual at full weight).
+    target_errors : bool, optional
+        Fit the uncertainty model to the total variance
+        ``sigma**2 + err**2`` of each out-of-fold residual, with ``err`` the
+        training target's ``<target>_err`` column (0 where absent), so that
+        ``sigma`` is the uncertainty on the *true* property rather than on a
+        noisy catalogue value.  Predictions keep the same columns.
     random_state : int, optional
         Seed of everything random (dropout, forests, boosting, splits).
     n_jobs : int, optional
@@ -237,8 +244,8 @@ class DustModel(BaseEstimator):
                  max_depth=14, min_samples_leaf=3, max_features=0.5, band_dropout=0.3,
                  n_dropout=2, min_bands=3, sigma_rounds=300, sigma_depth=3,
                  sigma_learning_rate=0.1, n_inner_splits=4,
-                 min_snr=None, bad_flags=None, error_weighting=False, random_state=0,
-                 n_jobs=1):
+                 min_snr=None, bad_flags=None, error_weighting=False, target_errors=False,
+                 random_state=0, n_jobs=1):
         self.bands = bands
         self.include_scale = include_scale
         self.colours = colours
@@ -256,6 +263,7 @@ class DustModel(BaseEstimator):
         self.min_snr = min_snr
         self.bad_flags = bad_flags
         self.error_weighting = error_weighting
+        self.target_errors = target_errors
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -379,9 +387,13 @@ class DustModel(BaseEstimator):
             Xt, yt, wt, gt, nbt = Xa[ok], y[ok], wa[ok], ga[ok], nb[ok]
             wt = wt / wt.mean()
             wmean = wt
-            if self.error_weighting and f'{target}_err' in table.colnames:
+            var_target = np.zeros(len(yt))
+            if (self.error_weighting or self.target_errors) and f'{target}_err' in table.colnames:
                 yerr = _target_values(table, f'{target}_err')[0][usable][src][ok]
+                if self.target_errors:
+                    var_target = np.where(np.isfinite(yerr), yerr, 0.0) ** 2
                 yerr = np.where(np.isfinite(yerr), yerr, np.nanmax(yerr))
+            if self.error_weighting and f'{target}_err' in table.colnames:
                 wmean = wt / (1 + (yerr / np.median(yerr)) ** 2)
                 wmean = wmean / wmean.mean()
             counts[target] = {'n_rows': int(np.isfinite(y_all[usable]).sum()),
@@ -389,7 +401,7 @@ class DustModel(BaseEstimator):
                                   np.isfinite(y_all[usable])])))}
             residual = self._oof_residuals(Xt, yt, wmean, gt, seed)
             self.boosters_[target], self.calibration_[target] = self._fit_sigma(
-                self._sigma_inputs(Xt, nbt), residual, wt, gt, seed)
+                self._sigma_inputs(Xt, nbt), residual, wt, gt, seed, var_target)
             forest = self._forest(seed).fit(Xt.astype(np.float32), yt, sample_weight=wmean)
             self.forests_[target] = _export_forest(forest)
         finite = X[usable]
@@ -409,21 +421,29 @@ class DustModel(BaseEstimator):
             pred[test] = forest.predict(X[test].astype(np.float32))
         return y - pred
 
-    def _fit_sigma(self, Xs, residual, w, groups, seed):
+    def _fit_sigma(self, Xs, residual, w, groups, seed, var_target=None):
         """
         Gaussian-NLL boosting of log sigma on out-of-fold residuals.
 
         One booster per grouped fold, each early-stopped on its held-out
         galaxies; the pooled held-out chi^2 of all folds sets the calibration
         scale (so every galaxy serves once as validation), and predictions
-        average the boosters' log sigma.
+        average the boosters' log sigma.  With ``var_target`` (the variance of
+        each target value) the likelihood is that of the total variance
+        ``sigma**2 + var_target``.
         """
         r2 = residual ** 2
+        e2 = np.zeros(len(r2)) if var_target is None else np.asarray(var_target, float)
         # start from the typical residual, not the RMS: a few huge residuals (of
         # copies with bands dropped) would otherwise leave the good rows too wide;
         # for Gaussian residuals E[log r^2] = log sigma^2 - 1.27
         logr2 = np.log(np.maximum(r2, 1e-12 * np.max(r2)))
         base = 0.5 * (np.sum(w * logr2) / np.sum(w) + 1.2704)
+        if np.any(e2 > 0):
+            # the same for what the target errors leave unexplained
+            excess = np.maximum(r2 - e2, 0.01 * r2)
+            base = 0.5 * (np.sum(w * np.log(np.maximum(excess, 1e-12 * np.max(r2))))
+                          / np.sum(w) + 1.2704)
         held_out = np.full(len(residual), np.nan)
         boosters = []
         folds = GroupKFold(n_splits=self.n_inner_splits)
@@ -433,17 +453,23 @@ class DustModel(BaseEstimator):
                                missing=np.nan)
             dcal = xgb.DMatrix(Xs[cal], weight=w[cal], base_margin=np.full(len(cal), base),
                                missing=np.nan)
-            res2 = {id(dfit): r2[fit], id(dcal): r2[cal]}
+            res2 = {id(dfit): (r2[fit], e2[fit]), id(dcal): (r2[cal], e2[cal])}
 
             def objective(log_sigma, dtrain, res2=res2):
                 wt = dtrain.get_weight()
-                # loss r^2 exp(-2s) / 2 + s; the expected Hessian (2) replaces the
-                # observed one, which vanishes for small residuals
-                return wt * (1.0 - res2[id(dtrain)] * np.exp(-2 * log_sigma)), 2.0 * wt
+                rr, ee = res2[id(dtrain)]
+                # loss r^2 / V / 2 + log(V) / 2 with V = exp(2s) + e^2; the expected
+                # Hessian 2 q^2 (q = exp(2s) / V) replaces the observed one, which
+                # vanishes for small residuals (q = 1 without target errors)
+                var = np.exp(2 * log_sigma) + ee
+                q = np.exp(2 * log_sigma) / var
+                return wt * q * (1.0 - rr / var), 2.0 * wt * q ** 2
 
             def metric(log_sigma, dmat, res2=res2):
                 wt = dmat.get_weight()
-                loss = 0.5 * res2[id(dmat)] * np.exp(-2 * log_sigma) + log_sigma
+                rr, ee = res2[id(dmat)]
+                var = np.exp(2 * log_sigma) + ee
+                loss = 0.5 * rr / var + 0.5 * np.log(var)
                 return 'nll', float(np.sum(wt * loss) / np.sum(wt))
 
             booster = xgb.train(self._xgb_params(seed + i), dfit,
@@ -455,8 +481,21 @@ class DustModel(BaseEstimator):
                 booster = booster[:best + 1]
             held_out[cal] = booster.predict(dcal, output_margin=True)
             boosters.append(booster)
-        chi2 = np.sum(w * r2 * np.exp(-2 * held_out)) / np.sum(w)
-        return boosters, {'base_log_sigma': float(base), 'scale': float(np.sqrt(chi2)),
+        sig2 = np.exp(2 * held_out)
+        chi2 = np.sum(w * r2 / (sig2 + e2)) / np.sum(w)
+        scale = np.sqrt(chi2)
+        if np.any(e2 > 0):
+            # the scale of sigma alone that brings the total-variance chi^2 to one
+            def excess(log_c):
+                return np.sum(w * r2 / (np.exp(2 * log_c) * sig2 + e2)) / np.sum(w) - 1
+            lo, hi = np.log(1e-3), np.log(1e3)
+            if excess(lo) <= 0:
+                scale = 1e-3
+            elif excess(hi) >= 0:
+                scale = 1e3
+            else:
+                scale = float(np.exp(brentq(excess, lo, hi, xtol=1e-6)))
+        return boosters, {'base_log_sigma': float(base), 'scale': float(scale),
                           'chi2_before': float(chi2),
                           'n_rounds': [int(b.num_boosted_rounds()) for b in boosters]}
 

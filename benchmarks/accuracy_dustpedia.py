@@ -7,7 +7,12 @@ Prints, for ``dustpedia-global`` (observed fluxes) and
 galaxy with finite targets and (b) the well-constrained subset
 (Tdust_err < 3 K and Mdust_err / Mdust < 0.5), followed by a band-subset table
 for the default model (its test galaxies predicted with bands removed).
-The models use the settings of ``scripts/train_pretrained.py``.
+Two chi² columns: ``chi2`` = mean r² / sigma² (plain: the predicted sigma
+against the catalogue values) and ``chi2_tot`` = mean r² / (sigma² + err²),
+with err the catalogue's own target error (the right one when sigma is the
+uncertainty on the true property, ``target_errors=True``).
+The models use the settings of ``scripts/train_pretrained.py``; ``--set
+PARAM=VALUE`` overrides one for experiments.
 
 Usage::
 
@@ -45,24 +50,33 @@ SUBSETS = {
 }
 
 
-def _rows(pred, select):
+def _rows(pred, select, table):
+    """
+    Metrics per target.  ``chi2`` is the plain chi² of the predicted sigma
+    against the catalogue values; ``chi2_tot`` uses the total variance
+    ``sigma**2 + err**2`` with ``err`` the catalogue's target error.
+    """
     out = {}
     for t in TARGETS:
         p, tr = pred[t].value[select], pred[f'{t}_true'].value[select]
         s = pred[f'{t}_err'].value[select]
+        e = np.nan_to_num(np.asarray(table[f'{t}_err'].value, float)[select])
         out[t] = regression_metrics(p, tr, groups=pred['galaxy'][select], sigma=s,
                                     n_bootstrap=100)
+        out[t]['chi2_tot'] = regression_metrics(
+            p, tr, groups=pred['galaxy'][select], sigma=np.hypot(s, e), n_bootstrap=1)['chi2']
     return out
 
 
 def _print_table(title, rows, goals=None):
     print(f'\n{title}')
-    print(f'{"target":8s} {"RMSE":>16s} {"R2":>6s} {"ME":>8s} {"chi2":>6s} {"N":>5s} goal')
+    print(f'{"target":8s} {"RMSE":>16s} {"R2":>6s} {"ME":>8s} {"chi2":>6s} {"chi2_tot":>8s} '
+          f'{"N":>5s} goal')
     for t, m in rows.items():
         goal = '' if goals is None else (
             f'<= {goals[t]}: ' + ('met' if m['rmse'] <= goals[t] else 'NOT met'))
         print(f'{t:8s} {m["rmse"]:8.3f} ± {m["rmse_err"]:.3f} {m["r2"]:6.2f} '
-              f'{m["me"]:8.3f} {m["chi2"]:6.2f} {m["n_galaxies"]:5d} {goal}')
+              f'{m["me"]:8.3f} {m["chi2"]:6.2f} {m["chi2_tot"]:8.2f} {m["n_galaxies"]:5d} {goal}')
 
 
 def main(argv=None):
@@ -74,26 +88,28 @@ def main(argv=None):
                         help='override a DustModel setting (experiments), e.g. '
                              'colours=reference')
     args = parser.parse_args(argv)
-    settings = dict(MODEL_SETTINGS)
+    overrides = {}
     for item in args.set:
         key, value = item.split('=', 1)
         try:
-            settings[key] = json.loads(value)
+            overrides[key] = json.loads(value)
         except ValueError:
-            settings[key] = value
-    print('settings:', settings)
+            overrides[key] = value
     for name in MODELS:
         start = time.time()
         table = load(name, args.data)
+        settings = {**MODEL_SETTINGS, **MODELS[name]['settings'], **overrides}
+        print(f'\n{name} settings: {settings}')
         model = DustModel(n_jobs=args.n_jobs, **settings)
         cv = cross_validate(table, TARGETS, groups='galaxy', model=model, n_bootstrap=100,
                             keep_models=True)
         good = well_constrained(table)
         print(f'\n=== {name}: grouped 4-fold CV, {time.time() - start:.0f} s ===')
         _print_table(f'(a) all galaxies with finite targets ({len(table)})',
-                     _rows(cv.predictions, np.ones(len(table), bool)), GOALS['all'])
+                     _rows(cv.predictions, np.ones(len(table), bool), table), GOALS['all'])
         _print_table(f'(b) well-constrained: Tdust_err < 3 K, Mdust_err/Mdust < 0.5 '
-                     f'({good.sum()})', _rows(cv.predictions, good), GOALS['well_constrained'])
+                     f'({good.sum()})', _rows(cv.predictions, good, table),
+                     GOALS['well_constrained'])
         if args.quick or name != 'dustpedia-global':
             continue
         print(f'\n=== {name}: band subsets (test galaxies with bands removed; '
@@ -110,7 +126,7 @@ def main(argv=None):
                 for t in TARGETS:
                     pred[t][rows] = out[t]
                     pred[f'{t}_err'][rows] = out[f'{t}_err']
-            m = _rows(pred, np.ones(len(table), bool))
+            m = _rows(pred, np.ones(len(table), bool), table)
             cells = ' '.join(f'{m[t]["rmse"]:9.3f} {m[t]["chi2"]:5.2f}' for t in TARGETS)
             print(f'{label:12s} {cells}  {18 - len(drop)}')
     return 0

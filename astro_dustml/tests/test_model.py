@@ -199,3 +199,26 @@ def test_neighbour_colours_follow_band_dropout():
             assert np.all(np.isnan(Xa[gone, j])), (name, b)
     model.fit(train, targets=['Td'], groups='galaxy')
     assert model.card['features'] == names
+
+
+def test_target_errors_give_uncertainty_of_true_value():
+    """With noisy targets of known error, sigma describes the error on the noise-free truth."""
+    rng = np.random.default_rng(5)
+    train, test = _mock(1500, 0), _mock(600, 1)
+    for t in (train, test):
+        c46 = np.log10((t['WISE_4.6'] / t['WISE_3.4']).value)
+        t['Td_true'] = (25 + 20 * (c46 + 0.25)) * u.K
+        err = np.where(rng.random(len(t)) < 0.5, 0.3, 3.0)
+        t['Td'] = t['Td_true'] + rng.normal(0, err) * u.K
+        t['Td_err'] = err * u.K
+    model = _model(target_errors=True, n_dropout=0).fit(train, targets=['Td'], groups='galaxy')
+    pred = _predict(model, test)
+    sigma = pred['Td_err'].value
+    # against the noise-free truth: the forest's own error, well below most target errors
+    chi2_true = np.mean(((pred['Td'] - test['Td_true']).value / sigma) ** 2)
+    # against the noisy targets: the total variance
+    chi2_tot = np.mean(((pred['Td'] - test['Td']).value ** 2
+                        / (sigma ** 2 + test['Td_err'].value ** 2)))
+    assert 0.6 < chi2_true < 1.6
+    assert 0.85 < chi2_tot < 1.15
+    assert np.median(sigma) < 1.0
