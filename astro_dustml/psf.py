@@ -30,9 +30,13 @@ try:  # photutils >= 3.0
     from photutils.psf_matching import resize_psf as _resize_psf
     from photutils.psf_matching import SplitCosineBellWindow
 except ImportError:  # pragma: no cover - photutils 2.x
-    from photutils.psf.matching import create_matching_kernel as _make_kernel
+    from photutils.psf.matching import create_matching_kernel
     from photutils.psf.matching import resize_psf as _resize_psf
     from photutils.psf.matching import SplitCosineBellWindow
+
+    def _make_kernel(source_psf, target_psf, *, window=None, regularization=None):
+        # photutils 2 has no regularization: the window alone tames the ratio
+        return create_matching_kernel(source_psf, target_psf, window=window)
 
 __all__ = ['load_psf', 'gaussian_psf', 'psf_fwhm', 'make_matching_kernel',
            'kernel_quality', 'match_psf', 'PSF_FILES']
