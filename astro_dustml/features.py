@@ -55,10 +55,13 @@ def _extra_pairs(names, colours):
     return [(a, b) for a, b in NEIGHBOUR_PAIRS if a in names and b in names]
 
 
-def _feature_bands(*, bands=INPUT_BANDS, include_scale=False, colours='reference'):
+def _feature_bands(*, bands=INPUT_BANDS, include_intensity=True, include_scale=False,
+                   colours='reference'):
     """The bands each feature depends on (beyond the reference band), in feature order."""
     names = _canonical_bands(bands)
-    out = [(b,) for b in names if b != REFERENCE_BAND] + [()]
+    out = [(b,) for b in names if b != REFERENCE_BAND]
+    if include_intensity:
+        out.append(())
     if include_scale:
         out.append(())
     return out + list(_extra_pairs(names, colours))
@@ -75,7 +78,8 @@ def _canonical_bands(bands):
     return names
 
 
-def feature_names(*, bands=INPUT_BANDS, include_scale=False, colours='reference'):
+def feature_names(*, bands=INPUT_BANDS, include_intensity=True, include_scale=False,
+                  colours='reference'):
     """
     Names of the features `make_features` returns, in order.
 
@@ -83,6 +87,8 @@ def feature_names(*, bands=INPUT_BANDS, include_scale=False, colours='reference'
     ----------
     bands : sequence of str, optional
         Input bands; must include ``'WISE_3.4'``.
+    include_intensity : bool, optional
+        Whether the log WISE 3.4 micron intensity is a feature.
     include_scale : bool, optional
         Whether the log pixel scale in pc is a feature.
     colours : {'reference', 'neighbours'}, optional
@@ -103,7 +109,8 @@ def feature_names(*, bands=INPUT_BANDS, include_scale=False, colours='reference'
     """
     names = _canonical_bands(bands)
     out = [_colour_name(b) for b in names if b != REFERENCE_BAND]
-    out.append(_INTENSITY_NAME)
+    if include_intensity:
+        out.append(_INTENSITY_NAME)
     if include_scale:
         out.append(_SCALE_NAME)
     out += [f'log_{a}/{b}' for a, b in _extra_pairs(names, colours)]
@@ -177,8 +184,8 @@ def valid_bands(table, *, bands=INPUT_BANDS, min_snr=None, bad_flags=_BAD_FLAGS)
     return valid
 
 
-def make_features(table, *, bands=INPUT_BANDS, include_scale=False, colours='reference',
-                  min_snr=None, bad_flags=_BAD_FLAGS):
+def make_features(table, *, bands=INPUT_BANDS, include_intensity=True, include_scale=False,
+                  colours='reference', min_snr=None, bad_flags=_BAD_FLAGS):
     """
     Compute the model features of every row of a SED table.
 
@@ -191,6 +198,11 @@ def make_features(table, *, bands=INPUT_BANDS, include_scale=False, colours='ref
         ``pixel_scale_pc``.  Bands absent from the table give NaN features.
     bands : sequence of str, optional
         Input bands, in order; must include ``'WISE_3.4'``.
+    include_intensity : bool, optional
+        Add ``log10(I_WISE_3.4 / (MJy/sr))``, the reference band per solid
+        angle, so that pixels and whole galaxies share one scale. A model
+        trained on whole galaxies may leave it out: galaxy centres are far
+        brighter per solid angle than any galaxy's average.
     include_scale : bool, optional
         Add ``log10(pixel_scale_pc / pc)`` as the last feature (NaN where the
         distance is unknown).
@@ -205,7 +217,7 @@ def make_features(table, *, bands=INPUT_BANDS, include_scale=False, colours='ref
     -------
     features : `~numpy.ndarray`, shape (len(table), n_features)
         ``log10(F_band / F_WISE_3.4)`` for each band other than WISE 3.4, then
-        ``log10(I_WISE_3.4 / (MJy/sr))``, then (optionally) the scale.  NaN
+        (optionally) ``log10(I_WISE_3.4 / (MJy/sr))`` and the scale.  NaN
         where a band is masked, missing or non-positive; every feature of a
         row is NaN when WISE 3.4 is unusable.  The neighbour colours, if
         asked for, come last.
@@ -230,7 +242,7 @@ def make_features(table, *, bands=INPUT_BANDS, include_scale=False, colours='ref
         raise ValueError(
             f'the table has no {REFERENCE_BAND} column; the models need the '
             f'WISE 3.4 micron flux of every row (build the table with that band).')
-    if 'pixel_area' not in table.colnames:
+    if include_intensity and 'pixel_area' not in table.colnames:
         raise ValueError(
             "the table has no 'pixel_area' column (solid angle of each row); "
             'build it with astro_dustml.sed or add the aperture solid angle.')
@@ -246,11 +258,12 @@ def make_features(table, *, bands=INPUT_BANDS, include_scale=False, colours='ref
     iref = names.index(REFERENCE_BAND)
     ref = fluxes[:, iref]
     cols = [np.log10(fluxes[:, j] / ref) for j in range(len(names)) if j != iref]
-    area = _column_value(table, 'pixel_area', u.sr)
     with np.errstate(divide='ignore', invalid='ignore'):
-        intensity = (ref * u.Jy / (area * u.sr)).to_value(u.MJy / u.sr)
-        intensity = np.where(intensity > 0, intensity, np.nan)
-        cols.append(np.log10(intensity))
+        if include_intensity:
+            area = _column_value(table, 'pixel_area', u.sr)
+            intensity = (ref * u.Jy / (area * u.sr)).to_value(u.MJy / u.sr)
+            intensity = np.where(intensity > 0, intensity, np.nan)
+            cols.append(np.log10(intensity))
         if include_scale:
             scale = _column_value(table, 'pixel_scale_pc', u.pc)
             cols.append(np.where(np.isfinite(ref) & (scale > 0), np.log10(scale), np.nan))
@@ -259,4 +272,5 @@ def make_features(table, *, bands=INPUT_BANDS, include_scale=False, colours='ref
         cols.append(np.log10(fluxes[:, names.index(a)] / fluxes[:, names.index(b)])
                     + 0 * ref)
     X = np.column_stack(cols) if cols else np.empty((len(table), 0))
-    return X, feature_names(bands=names, include_scale=include_scale, colours=colours)
+    return X, feature_names(bands=names, include_intensity=include_intensity,
+                            include_scale=include_scale, colours=colours)

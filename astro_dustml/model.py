@@ -165,6 +165,8 @@ class DustModel(BaseEstimator):
     ----------
     bands : sequence of str, optional
         Input bands (must include ``'WISE_3.4'``).
+    include_intensity : bool, optional
+        Use the log WISE 3.4 micron intensity as a feature.
     include_scale : bool, optional
         Use ``log10(pixel_scale_pc)`` as a feature.
     colours : {'reference', 'neighbours'}, optional
@@ -239,14 +241,15 @@ class DustModel(BaseEstimator):
     Unit("K")
     """
 
-    def __init__(self, *, bands=INPUT_BANDS, include_scale=False, colours='reference',
-                 n_estimators=100,
+    def __init__(self, *, bands=INPUT_BANDS, include_intensity=True, include_scale=False,
+                 colours='reference', n_estimators=100,
                  max_depth=14, min_samples_leaf=3, max_features=0.5, band_dropout=0.3,
                  n_dropout=2, min_bands=3, sigma_rounds=300, sigma_depth=3,
                  sigma_learning_rate=0.1, n_inner_splits=4,
                  min_snr=None, bad_flags=None, error_weighting=False, target_errors=False,
                  random_state=0, n_jobs=1):
         self.bands = bands
+        self.include_intensity = include_intensity
         self.include_scale = include_scale
         self.colours = colours
         self.n_estimators = n_estimators
@@ -278,10 +281,18 @@ class DustModel(BaseEstimator):
     def _features(self, table):
         kw = {} if self.bad_flags is None else {'bad_flags': self.bad_flags}
         X, names = make_features(table, bands=self._band_names(),
+                                 include_intensity=self.include_intensity,
                                  include_scale=self.include_scale, colours=self.colours,
                                  min_snr=self.min_snr, **kw)
         valid = valid_bands(table, bands=self._band_names(), min_snr=self.min_snr, **kw)
         return X, names, valid
+
+    def _usable(self, X, valid, bands):
+        """Rows with the reference band and enough bands to predict from."""
+        usable = valid[:, bands.index(REFERENCE_BAND)] & (valid.sum(axis=1) >= self.min_bands)
+        if self.include_intensity:  # the intensity, right after the colours, needs an area
+            usable &= np.isfinite(X[:, len(bands) - 1])
+        return usable
 
     def _sigma_inputs(self, X, n_bands):
         return np.column_stack([X, n_bands]).astype(np.float32)
@@ -289,8 +300,8 @@ class DustModel(BaseEstimator):
     def _augment(self, X, valid, weight, groups, rng):
         """Original rows plus ``n_dropout`` copies with random instruments removed."""
         bands = self._band_names()
-        uses = _feature_bands(bands=bands, include_scale=self.include_scale,
-                              colours=self.colours)
+        uses = _feature_bands(bands=bands, include_intensity=self.include_intensity,
+                              include_scale=self.include_scale, colours=self.colours)
         columns_of = {b: [i for i, used in enumerate(uses) if b in used] for b in bands}
         instruments = {}
         for b in bands:
@@ -359,8 +370,7 @@ class DustModel(BaseEstimator):
         if weight.shape != (len(table),) or not np.all(weight >= 0):
             raise ValueError('sample_weight must be one non-negative value per row.')
         X, names, valid = self._features(table)
-        usable = valid[:, bands.index(REFERENCE_BAND)] & (valid.sum(axis=1) >= self.min_bands)
-        usable &= np.isfinite(X[:, len(bands) - 1])  # the WISE 3.4 intensity
+        usable = self._usable(X, valid, bands)
         if usable.sum() < 2 * self.n_inner_splits:
             raise ValueError(
                 f'only {usable.sum()} training rows have {REFERENCE_BAND} and at least '
@@ -552,8 +562,7 @@ class DustModel(BaseEstimator):
         self._check_fitted()
         X, _, valid = self._features(table)
         n_bands = valid.sum(axis=1)
-        ok = (valid[:, self.bands_.index(REFERENCE_BAND)] & (n_bands >= self.min_bands)
-              & np.isfinite(X[:, len(self.bands_) - 1]))
+        ok = self._usable(X, valid, self.bands_)
         with np.errstate(invalid='ignore'):
             outside = np.any(np.isfinite(X) & ((X < self.feature_min_) | (X > self.feature_max_)),
                              axis=1)

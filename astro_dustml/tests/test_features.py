@@ -118,3 +118,13 @@ def test_neighbour_colours():
     assert np.isnan(X[1, -1]) and np.isnan(X[4, -1])
     with pytest.raises(ValueError, match='colours'):
         make_features(t, bands=BANDS, colours='all')
+
+
+def test_without_intensity_needs_no_area():
+    # A colour-only feature set: no intensity, so no solid angle is needed
+    table = QTable({'WISE_3.4': [2.0] * u.Jy, 'WISE_12': [4.0] * u.Jy})
+    X, names = make_features(table, bands=['WISE_3.4', 'WISE_12'], include_intensity=False)
+    assert names == ['log_WISE_12/WISE_3.4']
+    np.testing.assert_allclose(X, [[np.log10(2.0)]])
+    with pytest.raises(ValueError, match='pixel_area'):
+        make_features(table, bands=['WISE_3.4', 'WISE_12'])
