@@ -8,19 +8,14 @@ import pytest
 from astropy.coordinates import SkyCoord
 from astropy.modeling import models
 from astropy.nddata import CCDData, StdDevUncertainty
-from astropy.wcs import WCS
 
 from astro_dustml.align import align_images
 from astro_dustml.prepare import galaxy_region, prepare_images
+from astro_dustml.tests.helpers import tan_wcs
 
 
 def _wcs(scale, n, crval=(150, 2)):
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
-    wcs.wcs.crval = list(crval)
-    wcs.wcs.crpix = [(n + 1) / 2, (n + 1) / 2]
-    wcs.wcs.cdelt = [-scale / 3600, scale / 3600]
-    return wcs
+    return tan_wcs((n, n), scale, crval)
 
 
 def _point_source(band, scale, n, fwhm, total=100.0, crval=(150, 2)):

@@ -1,13 +1,8 @@
 """Tests of the DustPedia global training table, against the archive CSV files."""
 
 import csv
-import functools
-import http.server
 import math
 import shutil
-import threading
-import warnings
-from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -82,34 +77,12 @@ def test_missing_files_without_download(tmp_path):
 
 
 @pytest.fixture
-def archive(shared_data, tmp_path, monkeypatch):
+def archive(shared_data, loopback_server, download_cache):
     """A loopback HTTP copy of the DustPedia archive layout and a private astropy cache."""
-    root = tmp_path / 'www'
     for kind, rel in _ARCHIVE_PATHS.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(shared_data / 'dustpedia' / DUSTPEDIA_FILES[kind], root / rel)
-    home = tmp_path / 'cache'
-    (home / 'astro_dustml').mkdir(parents=True)
-    monkeypatch.setenv('XDG_CACHE_HOME', str(home))
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', astropy_data.CacheMissingWarning)
-        location = Path(astropy_data._get_download_cache_loc('astro_dustml'))
-    assert str(location).startswith(str(home))
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(
-        ('127.0.0.1', 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f'http://127.0.0.1:{httpd.server_address[1]}/'
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+        (loopback_server.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared_data / 'dustpedia' / DUSTPEDIA_FILES[kind], loopback_server.root / rel)
+    return loopback_server.url
 
 
 def test_download_through_astropy_cache(archive, shared_data):

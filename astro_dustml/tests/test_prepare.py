@@ -7,23 +7,18 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.nddata import CCDData
-from astropy.wcs import WCS
 from ndcube import NDCollection
 
 from astro_dustml.bands import get_band
 from astro_dustml.exceptions import AstroDustMLWarning
 from astro_dustml.prepare import galaxy_region, prepare_image, prepare_images
+from astro_dustml.tests.helpers import tan_wcs
 
 CENTER = SkyCoord(150, 2, unit='deg')
 
 
 def _wcs(scale=2.0, n=120):
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
-    wcs.wcs.crval = [150, 2]
-    wcs.wcs.crpix = [(n + 1) / 2, (n + 1) / 2]
-    wcs.wcs.cdelt = [-scale / 3600, scale / 3600]
-    return wcs
+    return tan_wcs((n, n), scale)
 
 
 def _galaxy_image(unit='Jy/pix', n=120, scale=2.0, total=1.0, rms=1e-4, seed=0):

@@ -6,19 +6,14 @@ import pytest
 from astropy.io import fits
 from astropy.modeling import fitting, models
 from astropy.nddata import CCDData, StdDevUncertainty
-from astropy.wcs import WCS
 
 from astro_dustml.psf import (gaussian_psf, kernel_quality, load_psf, make_matching_kernel,
                               match_psf)
+from astro_dustml.tests.helpers import tan_wcs
 
 
 def _wcs(scale, n):
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
-    wcs.wcs.crval = [150, 2]
-    wcs.wcs.crpix = [(n + 1) / 2, (n + 1) / 2]
-    wcs.wcs.cdelt = [-scale / 3600, scale / 3600]
-    return wcs
+    return tan_wcs((n, n), scale)
 
 
 def _point_source(scale=1.375, n=161, fwhm=6.6, total=100.0, band='WISE_12'):

@@ -6,15 +6,11 @@ The astropy download cache is redirected to a temporary folder (through
 and the registry is pointed at a local HTTP server with ``conf.set_temp``.
 """
 
-import functools
 import hashlib
-import http.server
 import json
 import os
 import shutil
 import socket
-import threading
-import warnings
 from pathlib import Path
 
 import pytest
@@ -26,46 +22,21 @@ from astro_dustml.registry import (_bundled_models, _registry_entry, download_mo
                                    get_model, list_models)
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    requests = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        type(self).requests.append(self.path)
-        super().do_GET()
+@pytest.fixture
+def server(loopback_server):
+    """``(base URL of the models folder, that folder)`` on the loopback server."""
+    return loopback_server.url + 'models/', loopback_server.root / 'models'
 
 
 @pytest.fixture
-def server(tmp_path):
-    """An HTTP server on 127.0.0.1 serving tmp_path/www; yields (base URL, root)."""
-    root = tmp_path / 'www'
-    root.mkdir()
-    _QuietHandler.requests = []
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f'http://127.0.0.1:{httpd.server_address[1]}/models/', root / 'models'
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+def requests(loopback_server):
+    """The paths asked of the loopback server."""
+    return loopback_server.requests
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """Redirect the astro_dustml download cache to a temporary folder."""
-    home = tmp_path / 'cache'
-    (home / 'astro_dustml').mkdir(parents=True)
-    monkeypatch.setenv('XDG_CACHE_HOME', str(home))
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', astropy_data.CacheMissingWarning)
-        location = Path(astropy_data._get_download_cache_loc('astro_dustml'))
-    assert str(location).startswith(str(home))
-    return home
+def cache(download_cache):
+    return download_cache
 
 
 def _dead_url():
@@ -94,13 +65,13 @@ def _row(table, name):
 _FILES = {'model.json': b'{"name": "remote"}', 'trees.npz': b'\x00\x01binary'}
 
 
-def test_download_hash_match(server, cache):
+def test_download_hash_match(server, cache, requests):
     url, root = server
     registry = _publish(root, 'remote', _FILES)
     with conf.set_temp('model_urls', [url]):
         assert not _row(list_models(registry=registry), 'remote')['cached']
         assert download_models(['remote'], registry=registry) == ['remote']
-        n_requests = len(_QuietHandler.requests)
+        n_requests = len(requests)
         assert n_requests == 2
         row = _row(list_models(registry=registry), 'remote')
         assert row['cached'] and not row['bundled']
@@ -113,7 +84,7 @@ def test_download_hash_match(server, cache):
         # downloads are disallowed
         with conf.set_temp('allow_download', False):
             download_models('remote', registry=registry)
-        assert len(_QuietHandler.requests) == n_requests
+        assert len(requests) == n_requests
 
 
 def test_download_hash_mismatch(server, cache):
@@ -147,7 +118,7 @@ def test_mirror_fallback(server, cache):
         assert download_models(registry=registry) == ['remote']
 
 
-def test_downloads_disallowed(server, cache):
+def test_downloads_disallowed(server, cache, requests):
     url, root = server
     registry = _publish(root, 'remote', _FILES)
     with conf.set_temp('model_urls', [url]), conf.set_temp('allow_download', False):
@@ -156,10 +127,10 @@ def test_downloads_disallowed(server, cache):
     message = str(err.value)
     assert 'allow_download' in message and 'import_file_to_cache' in message
     assert 'astro-dustml models download remote' in message
-    assert _QuietHandler.requests == []
+    assert requests == []
 
 
-def test_import_file_to_cache_makes_model_available(server, cache, tmp_path):
+def test_import_file_to_cache_makes_model_available(server, cache, tmp_path, requests):
     """The offline recipe given in the error message works."""
     url, root = server
     registry = _publish(root, 'remote', _FILES)
@@ -170,7 +141,7 @@ def test_import_file_to_cache_makes_model_available(server, cache, tmp_path):
                                           pkgname='astro_dustml')
     with conf.set_temp('model_urls', [url]), conf.set_temp('allow_download', False):
         assert download_models('remote', registry=registry) == ['remote']
-    assert _QuietHandler.requests == []
+    assert requests == []
 
 
 def test_registry_file_from_config(tmp_path):
@@ -218,7 +189,7 @@ def test_default_model_is_bundled():
     assert model.card
 
 
-def test_get_model_downloads_and_loads(server, cache):
+def test_get_model_downloads_and_loads(server, cache, requests):
     """A real model folder served over HTTP loads after a verified download."""
     folder = _bundled_or_skip()
     url, root = server
@@ -228,7 +199,7 @@ def test_get_model_downloads_and_loads(server, cache):
     with conf.set_temp('model_urls', [url]):
         model = get_model('remote', registry=registry)
     assert model.card == get_model(folder.name).card
-    assert len(_QuietHandler.requests) == len(entry['files'])
+    assert len(requests) == len(entry['files'])
 
 
 def test_get_model_from_path():

@@ -11,6 +11,7 @@ from astro_dustml.bands import BANDS
 from astro_dustml.sed import (FLAG_CATALOGUE, FLAG_LOW_SN, FLAG_MISSING,
                               FLAG_NEGATIVE, decode_flags,
                               read_dustpedia_photometry)
+from astro_dustml.tests.helpers import tan_wcs
 
 PHOTOMETRY = 'dustpedia/DustPedia_Aperture_Photometry_2.2.csv'
 
@@ -111,15 +112,7 @@ ARCSEC_SR = (np.pi / 180 / 3600) ** 2  # one square arcsecond in sr
 
 
 def _wcs(scale=2.0, shape=SHAPE):
-    from astropy.wcs import WCS
-
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
-    wcs.wcs.crval = [150.0, 2.0]
-    wcs.wcs.crpix = [(shape[1] + 1) / 2, (shape[0] + 1) / 2]
-    wcs.wcs.cdelt = [-scale / 3600, scale / 3600]
-    wcs.wcs.cunit = ['deg', 'deg']
-    return wcs
+    return tan_wcs(shape, scale)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from astropy.coordinates import SkyCoord
 from astropy.modeling import models
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import Table
-from astropy.wcs import WCS
 from ndcube import NDCollection
 from regions import CircleSkyRegion, Regions
 from scipy.spatial import cKDTree
@@ -18,6 +17,7 @@ from astro_dustml.datasets import make_mock_galaxy
 from astro_dustml.exceptions import StarMaskingWarning
 from astro_dustml.stars import (fit_star_apertures, mask_foreground_stars, mask_stars,
                                 query_gaia_stars, select_foreground_stars)
+from astro_dustml.tests.helpers import tan_wcs
 
 CENTER = SkyCoord(150.0, 2.0, unit='deg')
 NGC1566 = SkyCoord(65.0017, -54.9380, unit='deg')
@@ -30,12 +30,7 @@ MAG_LIMIT = 20.0
 
 
 def _wcs(shape, center=CENTER, scale=SCALE):
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
-    wcs.wcs.crval = [center.ra.deg, center.dec.deg]
-    wcs.wcs.crpix = [(shape[1] + 1) / 2, (shape[0] + 1) / 2]
-    wcs.wcs.cdelt = [-scale / 3600, scale / 3600]
-    return wcs
+    return tan_wcs(shape, scale, center)
 
 
 def _gaia(positions, mags, wcs, parallax_snr=10.0):
