@@ -28,11 +28,14 @@ from astropy.wcs import WCS
 from ndcube import NDCollection
 
 from . import __version__, conf
+from . import stars as _stars
+from .align import align_images
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .exceptions import AstroDustMLWarning, OutOfDomainWarning
 from .io import _parse_collection
-from .prepare import _parse_galaxy
-from .sed import make_pixel_table
+from .prepare import _parse_galaxy, prepare_images
+from .registry import get_model
+from .sed import FLAG_MASKED, FLAG_MISSING, _as_wcs, _usable, make_pixel_table
 
 __all__ = ['estimate_dust_maps', 'write_dust_maps', 'read_dust_maps', 'MAP_FLAGS',
            'TARGETS']
@@ -80,13 +83,7 @@ def _check_reference(parsed):
 
 def _check_not_all_masked(images):
     """Fail early on a band without a single usable pixel."""
-    empty = []
-    for band, image in images.items():
-        usable = np.isfinite(image.data)
-        if image.mask is not None:
-            usable &= ~np.asarray(image.mask, dtype=bool)
-        if not usable.any():
-            empty.append(band)
+    empty = [band for band, image in images.items() if not _usable(image).any()]
     if empty:
         raise ValueError(
             f'Every pixel is masked (or not finite) in {", ".join(empty)}: nothing to '
@@ -110,7 +107,6 @@ def _model_bands(model):
 
 
 def _resolve_model(model):
-    from .registry import get_model
     if model is None or isinstance(model, str) or hasattr(model, '__fspath__'):
         name = str(model) if model is not None else conf.default_model
         return get_model(model), name
@@ -142,13 +138,11 @@ def _galaxy_info(galaxy):
 
 
 def _prepare(images, *, ebv, region):
-    from .prepare import prepare_images
     # Without a region the sky is estimated over the whole image
     return prepare_images(images, ebv=ebv, galaxy=region)
 
 
 def _mask_stars(prepared, stars, *, region):
-    from . import stars as _stars
     if isinstance(stars, str):
         if stars.lower() != 'gaia':
             raise ValueError(f'stars= must be a Gaia table or "gaia", not {stars!r}.')
@@ -164,7 +158,6 @@ def _mask_stars(prepared, stars, *, region):
 
 
 def _align(prepared, *, resolution, pixel_scale, distance):
-    from .align import align_images
     if isinstance(resolution, u.Quantity) and resolution.unit.physical_type == 'length':
         # A physical FWHM (needs the distance)
         return align_images(prepared, resolution=resolution, pixel_scale=pixel_scale,
@@ -173,27 +166,8 @@ def _align(prepared, *, resolution, pixel_scale, distance):
                         distance=distance)
 
 
-def _as_wcs(value):
-    if value is None or isinstance(value, WCS):
-        return value
-    if isinstance(value, str):
-        return WCS(fits.Header.fromstring(value))
-    return WCS(value)
-
-
-def _grid(table, aligned):
-    meta = getattr(aligned, 'meta', None) or {}
-    wcs = _as_wcs(table.meta.get('wcs', meta.get('wcs')))
-    shape = table.meta.get('shape', meta.get('shape'))
-    if wcs is None or shape is None:
-        first = aligned[next(iter(aligned.keys()))]
-        wcs, shape = first.wcs, first.shape
-    return wcs, tuple(int(n) for n in shape)
-
-
 def _pixel_flags(table, bands, shape):
     """Per-pixel MAP_FLAGS from the pixel table's band flags."""
-    from .sed import FLAG_MASKED, FLAG_MISSING
     flags = np.full(shape, MAP_FLAGS['OUTSIDE'], dtype=np.int16)
     y, x = np.asarray(table['y'], int), np.asarray(table['x'], int)
     row_flags = np.zeros(len(table), dtype=np.int16)
@@ -313,7 +287,8 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         table = make_pixel_table(aligned, galaxy=name or 'galaxy', region=region,
                                  distance=distance)
         bar.update()
-        wcs, shape = _grid(table, aligned)
+        # make_pixel_table records its grid (WCS as a header string) in the meta
+        wcs, shape = _as_wcs(table.meta['wcs']), tuple(table.meta['shape'])
         flags, y, x = _pixel_flags(table, list(selected), shape)
         usable = (flags[y, x] & (MAP_FLAGS['MASKED_INPUT'] | MAP_FLAGS['MISSING_INPUT'])) == 0
         if len(table) == 0 or not usable.any():
@@ -324,10 +299,9 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
                 'masks, or drop the band that covers too little.')
         prediction = _predict(dust_model, table)
         bar.update()
-        maps = _make_maps(prediction, flags, y, x, wcs, shape)
+        maps, meta_flags = _make_maps(prediction, flags, y, x, wcs, shape)
         bar.update()
 
-    meta_flags = maps.pop('_flags')
     n_valid = len(y)  # every row of the pixel table is inside the galaxy region
     ood = int(((meta_flags[y, x] & MAP_FLAGS['OUT_OF_DOMAIN']) != 0).sum())
     fraction = ood / max(n_valid, 1)
@@ -373,6 +347,7 @@ def _predict(model, table):
 
 
 def _make_maps(prediction, flags, y, x, wcs, shape):
+    """The maps, keyed by target, and the MAP_FLAGS array completed by the prediction."""
     flags = flags.copy()
     ood = np.asarray(prediction['out_of_domain'], dtype=bool) \
         if 'out_of_domain' in prediction.colnames else np.zeros(len(y), bool)
@@ -397,8 +372,7 @@ def _make_maps(prediction, flags, y, x, wcs, shape):
         maps[name] = CCDData(data, unit=unit, wcs=wcs.deepcopy(),
                              uncertainty=StdDevUncertainty(sigma), mask=mask.copy(),
                              meta={'quantity': name})
-    maps['_flags'] = flags
-    return maps
+    return maps, flags
 
 
 # FITS format ---------------------------------------------------------------
@@ -480,16 +454,15 @@ def write_dust_maps(maps, path, *, overwrite=False):
     primary['MAPS'] = (','.join(names), 'map extensions')
     for name in names:
         ndd = maps[name]
-        header = ndd.wcs.to_header(relax=True) if ndd.wcs is not None else fits.Header()
+        wcs_header = ndd.wcs.to_header(relax=True) if ndd.wcs is not None else fits.Header()
+        header = wcs_header.copy()
         header['BUNIT'] = ndd.unit.to_string() if ndd.unit is not None else ''
         hdus.append(fits.ImageHDU(np.asarray(ndd.data), header=header, name=name))
         if ndd.uncertainty is not None:
             err = ndd.uncertainty.represent_as(StdDevUncertainty).array
             hdus.append(fits.ImageHDU(np.asarray(err), header=header, name=f'{name}_ERR'))
         if ndd.mask is not None:
-            hdus.append(fits.ImageHDU(np.asarray(ndd.mask, dtype=np.uint8),
-                                      header=ndd.wcs.to_header(relax=True)
-                                      if ndd.wcs is not None else None,
+            hdus.append(fits.ImageHDU(np.asarray(ndd.mask, dtype=np.uint8), header=wcs_header,
                                       name=f'{name}_MASK'))
         hdus.append(_meta_hdu(dict(ndd.meta or {}), f'{name}_META'))
     meta = dict(getattr(maps, 'meta', None) or {})

@@ -32,8 +32,10 @@ from astropy.nddata import (InverseVariance, NDData, StdDevUncertainty,
                             VarianceUncertainty)
 from astropy.table import QTable
 from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_area
 from ndcube import NDCollection, NDCube
 
+from . import conf
 from .bands import BANDS, get_band
 from .io import _parse_image
 from .prepare import _parse_galaxy
@@ -142,6 +144,13 @@ def _members(images):
     if not out:
         raise ValueError('The collection holds no images.')
     return out
+
+
+def _as_wcs(value):
+    """A WCS from a WCS, a header string (as pixel tables store it) or a header."""
+    if isinstance(value, WCS):
+        return value
+    return WCS(fits.Header.fromstring(value) if isinstance(value, str) else value)
 
 
 def _celestial(image, band):
@@ -253,8 +262,6 @@ def _check_aligned(images):
 
 def _pixel_area(wcs):
     """Solid angle of a pixel (at the reference point of the projection)."""
-    from astropy.wcs.utils import proj_plane_pixel_area
-
     return (proj_plane_pixel_area(wcs) * u.Unit(wcs.wcs.cunit[0] or 'deg') ** 2).to(u.sr)
 
 
@@ -265,6 +272,14 @@ def _psf_fwhm(collection, images):
     fwhms = [u.Quantity(im.meta['psf_fwhm'], u.arcsec) for im in images.values()
              if isinstance(im.meta, Mapping) and im.meta.get('psf_fwhm') is not None]
     return max(fwhms) if fwhms else None
+
+
+def _galaxy_name_distance(collection, galaxy, distance):
+    """Name, D25 ellipse and distance from the galaxy argument, the explicit distance first."""
+    name, ellipse, galaxy_distance = _parse_galaxy(galaxy)
+    if name is None:
+        name = (getattr(collection, 'meta', None) or {}).get('galaxy_name') or 'galaxy'
+    return name, ellipse, galaxy_distance if distance is None else distance
 
 
 def _wanted_bands(images, bands):
@@ -337,11 +352,7 @@ def make_pixel_table(collection, *, galaxy=None, region=None, distance=None, ban
     images = _members(collection)
     wcs, shape = _check_aligned(images)
     bands = _wanted_bands(images, bands)
-    name, galaxy_ellipse, galaxy_distance = _parse_galaxy(galaxy)
-    if name is None:
-        name = (getattr(collection, 'meta', None) or {}).get('galaxy_name') or 'galaxy'
-    if distance is None:
-        distance = galaxy_distance
+    name, galaxy_ellipse, distance = _galaxy_name_distance(collection, galaxy, distance)
     if region is None:
         region = galaxy_ellipse
     pixel_area = _pixel_area(wcs)
@@ -453,11 +464,7 @@ def make_global_row(collection, region, *, galaxy=None, distance=None, bands=Non
     """
     images = _members(collection)
     bands = _wanted_bands(images, bands)
-    name, _, galaxy_distance = _parse_galaxy(galaxy)
-    if name is None:
-        name = (getattr(collection, 'meta', None) or {}).get('galaxy_name') or 'galaxy'
-    if distance is None:
-        distance = galaxy_distance
+    name, _, distance = _galaxy_name_distance(collection, galaxy, distance)
     if isinstance(region, Mapping) or (hasattr(region, 'galaxy')
                                        and not hasattr(region, 'to_pixel')):
         region = _parse_galaxy(region)[1]
@@ -572,9 +579,7 @@ def table_to_maps(table, columns=None, *, galaxy=None, surface_brightness=False)
     if grid.get('wcs') is None or grid.get('shape') is None:
         raise ValueError("The table's meta has no 'wcs' and 'shape': only tables from "
                          'make_pixel_table (not global rows) can be mapped.')
-    wcs = grid['wcs']
-    if not isinstance(wcs, WCS):
-        wcs = WCS(fits.Header.fromstring(wcs) if isinstance(wcs, str) else wcs)
+    wcs = _as_wcs(grid['wcs'])
     # a metadata merge (vstack) concatenates tuples: the first two are this grid's
     shape = tuple(int(n) for n in tuple(grid['shape'])[:2])
     psf_fwhm = grid.get('psf_fwhm')
@@ -627,8 +632,6 @@ def table_to_maps(table, columns=None, *, galaxy=None, surface_brightness=False)
 
 
 def _dustpedia_path(path, filename):
-    from . import conf
-
     if path is None:
         if not conf.dustpedia_dir:
             raise ValueError(
