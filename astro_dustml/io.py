@@ -131,6 +131,14 @@ def _parse_image(data, *, band=None, unit=None, wcs=None, header=None):
                    meta=dict(meta, unit_known=unit is not None))
 
 
+def _bad_pixels(data, mask):
+    """Boolean map of the pixels that are not finite or are masked."""
+    bad = ~np.isfinite(data)
+    if mask is not None:
+        bad |= np.asarray(mask, dtype=bool)
+    return bad
+
+
 def _merge(given, carried, what):
     """The object's own attribute wins; warn if a keyword disagrees."""
     if carried is None:

@@ -24,6 +24,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy.special import erf
 
 from .bands import get_band
+from .io import _bad_pixels, _parse_image
 
 try:  # photutils >= 3.0
     from photutils.psf_matching import make_kernel as _make_kernel
@@ -97,12 +98,11 @@ def _header_pixel_scale(header):
     for key in ('PIXSCALE', 'SECPIX', 'PIXSCAL1'):
         if key in header:
             return abs(float(header[key])) * u.arcsec
-    for key in ('CDELT1', 'CD1_1'):
-        if key in header and float(header[key]) != 0:
-            if key == 'CD1_1':
-                return np.hypot(float(header['CD1_1']),
-                                float(header.get('CD2_1', 0))) * u.deg.to(u.arcsec) * u.arcsec
-            return abs(float(header[key])) * u.deg.to(u.arcsec) * u.arcsec
+    if float(header.get('CDELT1', 0)) != 0:
+        return (abs(float(header['CDELT1'])) * u.deg).to(u.arcsec)
+    if float(header.get('CD1_1', 0)) != 0:
+        return (np.hypot(float(header['CD1_1']), float(header.get('CD2_1', 0))) * u.deg
+                ).to(u.arcsec)
     return None
 
 
@@ -127,11 +127,6 @@ def _as_arcsec(value, name):
         raise TypeError(f'{name} must be an angle Quantity, e.g. 1.5 * u.arcsec, '
                         f'not {value!r}.')
     return value.to(u.arcsec)
-
-
-def _psf_nddata(array, pixel_scale, **meta):
-    array = _normalised(_centred_odd(array))
-    return NDData(array, meta=dict(meta, pixel_scale=pixel_scale.to(u.arcsec)))
 
 
 def load_psf(band_or_path, *, psf_dir=None, pixel_scale=None, size=None):
@@ -328,7 +323,7 @@ def psf_fwhm(psf):
 
 
 def _as_psf(spec, pixel_scale, *, psf_dir):
-    """A PSF spec -> normalised array at pixel_scale (and its FWHM)."""
+    """A PSF spec -> normalised PSF NDData at pixel_scale, ``meta['fwhm']`` set."""
     if isinstance(spec, u.Quantity):
         psf = gaussian_psf(spec, pixel_scale=pixel_scale)
     elif isinstance(spec, str) and not os.path.exists(spec):
@@ -350,6 +345,16 @@ def _as_psf(spec, pixel_scale, *, psf_dir):
 def _pad_to(array, size):
     pad = (size - array.shape[0]) // 2
     return np.pad(array, pad) if pad > 0 else array
+
+
+def _crop(array, size):
+    c, h = array.shape[0] // 2, size // 2
+    return array[c - h:c + h + 1, c - h:c + h + 1] if array.shape[0] > size else array
+
+
+def _to_size(array, size):
+    """Zero-pad or crop a centred odd square array to ``size`` pixels."""
+    return _crop(_pad_to(array, size), size)
 
 
 def _check_broader(source_fwhm, target_fwhm):
@@ -422,20 +427,13 @@ def make_matching_kernel(source, target, *, pixel_scale, window=None,
         n = max(kernel.shape[0], src.data.shape[0], tgt.data.shape[0])
     else:
         n = size or max(src.data.shape[0], tgt.data.shape[0])
-        src_a, tgt_a = (_crop(_pad_to(a.data, n), n) for a in (src, tgt))
+        src_a, tgt_a = _to_size(src.data, n), _to_size(tgt.data, n)
         kernel = _make_kernel(src_a, tgt_a, window=window or _default_window(),
                               regularization=regularization)
         kernel = kernel / kernel.sum()
-    quality = kernel_quality(_crop(_pad_to(src.data, n), n),
-                             _crop(_pad_to(kernel, n), n),
-                             _crop(_pad_to(tgt.data, n), n))
+    quality = kernel_quality(_to_size(src.data, n), _to_size(kernel, n), _to_size(tgt.data, n))
     return NDData(kernel, meta={'pixel_scale': pixel_scale, 'source_fwhm': src_fwhm,
                                 'target_fwhm': tgt_fwhm, 'quality': quality})
-
-
-def _crop(array, size):
-    c, h = array.shape[0] // 2, size // 2
-    return array[c - h:c + h + 1, c - h:c + h + 1] if array.shape[0] > size else array
 
 
 def kernel_quality(source_psf, kernel, target_psf):
@@ -531,8 +529,6 @@ def match_psf(image, target, *, kernel=None, source=None, window=None,
     >>> matched.meta['psf_fwhm'], round(float(matched.data.sum()), 4)
     (<Quantity 18. arcsec>, 1.0)
     """
-    from .io import _parse_image
-
     image = _parse_image(image)
     pixel_scale = _pixel_scale(image.wcs)
     src_fwhm = image.meta.get('psf_fwhm')
@@ -543,21 +539,18 @@ def match_psf(image, target, *, kernel=None, source=None, window=None,
         src_fwhm = get_band(image.meta['band']).fwhm if src_fwhm is None else src_fwhm
         src_spec = src_fwhm
     src_fwhm = _as_arcsec(u.Quantity(src_fwhm), 'psf_fwhm')
+    if target is None:
+        raise ValueError('Give the target FWHM (target=) that the image is matched to.')
+    tgt_fwhm = psf_fwhm(target)
+    _check_broader(src_fwhm, tgt_fwhm)
     quality = None
     if kernel is not None:
         kernel_arr = _user_kernel(kernel, pixel_scale)
-        tgt_fwhm = psf_fwhm(target) if target is not None else None
-        if tgt_fwhm is None:
-            raise ValueError('Give the target FWHM (target=) that the kernel matches to.')
-        _check_broader(src_fwhm, tgt_fwhm)
     else:
-        tgt_fwhm = psf_fwhm(target)
-        _check_broader(src_fwhm, tgt_fwhm)
         if abs(tgt_fwhm - src_fwhm) <= _FWHM_RTOL * src_fwhm and source is None:
-            out = image.copy()
-            out.meta['psf_fwhm'] = src_fwhm
-            out.meta['kernel_quality'] = 0.0
-            return _finish(out, out.data, out.uncertainty, out.mask)
+            # _parse_image already returned a copy: nothing to convolve
+            image.meta.update(psf_fwhm=src_fwhm, kernel_quality=0.0)
+            return image
         made = make_matching_kernel(src_spec, target, pixel_scale=pixel_scale, window=window,
                                     regularization=regularization, psf_dir=psf_dir)
         kernel_arr, quality = made.data, made.meta['quality']
@@ -568,11 +561,6 @@ def match_psf(image, target, *, kernel=None, source=None, window=None,
     out.meta['psf_fwhm'] = tgt_fwhm
     out.meta['kernel_quality'] = quality
     return out
-
-
-def _finish(out, data, uncertainty, mask):
-    return CCDData(data, unit=out.unit, wcs=out.wcs, meta=out.meta, uncertainty=uncertainty,
-                   mask=mask)
 
 
 def _user_kernel(kernel, pixel_scale):
@@ -595,9 +583,7 @@ def _user_kernel(kernel, pixel_scale):
 def _convolve(image, kernel, min_coverage):
     data = np.asarray(image.data, dtype=float)
     nan = ~np.isfinite(data)
-    bad = nan.copy()
-    if image.mask is not None:
-        bad |= np.asarray(image.mask, dtype=bool)
+    bad = _bad_pixels(data, image.mask)
     good = (~bad).astype(float)
     filled = np.where(bad, 0.0, data)
     kwargs = dict(normalize_kernel=False, boundary='fill', fill_value=0.0,
@@ -614,7 +600,7 @@ def _convolve(image, kernel, min_coverage):
         with np.errstate(invalid='ignore', divide='ignore'):
             variance = convolve_fft(var, kernel ** 2, **kwargs) / coverage ** 2
     mask = (coverage < min_coverage) | nan
-    result[mask] = np.where(nan[mask], np.nan, result[mask])
+    result[nan] = np.nan
     result[coverage <= 0] = np.nan
     if variance is not None:
         variance[coverage <= 0] = np.nan
