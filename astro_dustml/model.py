@@ -22,8 +22,10 @@ library versions and the SHA-256 of every file), verified on loading.
 """
 
 import hashlib
+import io
 import json
 import platform
+import warnings
 from pathlib import Path
 
 import astropy
@@ -37,9 +39,10 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import GroupKFold
 
+from . import __version__
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .exceptions import ModelIntegrityError, OutOfDomainWarning
-from .features import _feature_bands, make_features, valid_bands
+from .features import _canonical_bands, _feature_bands, make_features, valid_bands
 
 __all__ = ['DustModel', 'TARGET_UNITS', 'group_weights']
 
@@ -273,18 +276,16 @@ class DustModel(BaseEstimator):
     # --- helpers ------------------------------------------------------------------
 
     def _band_names(self):
-        names = [get_band(b).name for b in self.bands]
-        if REFERENCE_BAND not in names:
-            raise ValueError(f'bands must include {REFERENCE_BAND}, the normalising band.')
-        return names
+        return _canonical_bands(self.bands)
 
     def _features(self, table):
         kw = {} if self.bad_flags is None else {'bad_flags': self.bad_flags}
-        X, names = make_features(table, bands=self._band_names(),
+        bands = self._band_names()
+        X, names = make_features(table, bands=bands,
                                  include_intensity=self.include_intensity,
                                  include_scale=self.include_scale, colours=self.colours,
                                  min_snr=self.min_snr, **kw)
-        valid = valid_bands(table, bands=self._band_names(), min_snr=self.min_snr, **kw)
+        valid = valid_bands(table, bands=bands, min_snr=self.min_snr, **kw)
         return X, names, valid
 
     def _usable(self, X, valid, bands):
@@ -586,7 +587,6 @@ class DustModel(BaseEstimator):
         out['n_bands'] = n_bands.astype(np.int16)
         n_bad = int(out['out_of_domain'].sum())
         if warn and n_bad:
-            import warnings
             warnings.warn(
                 f'{n_bad} of {len(out)} rows are outside the training domain (too few bands '
                 f'or features beyond the training range); their predictions are '
@@ -685,7 +685,6 @@ class DustModel(BaseEstimator):
         model.targets_ = {t: u.Unit(unit) for t, unit in card['targets'].items()}
         model.calibration_ = card['calibration']
         try:
-            import io
             model.forests_, model.boosters_ = {}, {}
             for target in model.targets_:
                 with np.load(io.BytesIO(blobs[f'mean_{target}.npz'])) as npz:
@@ -712,7 +711,6 @@ def _shuffled_groups(groups, seed):
 
 
 def _versions():
-    from . import __version__
     return {'astro_dustml': __version__, 'python': platform.python_version(),
             'numpy': np.__version__, 'scikit-learn': sklearn.__version__,
             'xgboost': xgb.__version__, 'astropy': astropy.__version__}
