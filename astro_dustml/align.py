@@ -15,7 +15,7 @@ from reproject import reproject_adaptive
 from reproject.mosaicking import find_optimal_celestial_wcs
 
 from .bands import get_band
-from .io import _parse_collection
+from .io import _bad_pixels, _parse_collection
 from .prepare import OUTPUT_UNIT
 from .psf import _as_arcsec, _pixel_scale, match_psf, psf_fwhm
 
@@ -207,9 +207,7 @@ def align_images(collection, *, target=None, pixel_scale=None, distance=None,
 
 def _reproject(image, out_wcs, out_shape, kernel, max_masked):
     data = np.array(image.data, dtype=float)
-    bad = ~np.isfinite(data)
-    if image.mask is not None:
-        bad |= np.asarray(image.mask, dtype=bool)
+    bad = _bad_pixels(data, image.mask)
     data[bad] = 0.0
     sigma = (np.zeros_like(data) if image.uncertainty is None
              else np.nan_to_num(np.array(image.uncertainty.array, dtype=float)))

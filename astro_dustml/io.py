@@ -40,7 +40,7 @@ def _header_unit(header):
     return None
 
 
-def _parse_image(data, *, band=None, unit=None, wcs=None, header=None):
+def _parse_image(data, *, band=None, unit=None, wcs=None):
     """
     Turn one image in any accepted form into a new `~astropy.nddata.CCDData`.
 
@@ -48,16 +48,17 @@ def _parse_image(data, *, band=None, unit=None, wcs=None, header=None):
     data), a ``(array, wcs)`` or ``(array, header)`` tuple, or an
     `~astropy.nddata.NDData`/`~astropy.nddata.CCDData`.  Attributes the object
     carries win over keyword arguments; a duplicate that disagrees warns.
-    The band is recognised from the header when not given; the unit may be
-    left undetermined (``None``) here and is required later by
-    `astro_dustml.prepare.prepare_image`.
+    The band is recognised from the header when not given. An image without
+    any unit is returned dimensionless with ``meta['unit_known']`` False, so
+    that `astro_dustml.prepare.prepare_image` can fall back to the band's
+    native unit.
 
     Returns
     -------
     image : `~astropy.nddata.CCDData`
         A copy; ``meta['band']`` holds the canonical band name.
     """
-    uncertainty = mask = None
+    uncertainty = mask = header = None
     meta = {}
     if isinstance(data, (str, os.PathLike)):
         with fits.open(data) as hdul:
@@ -82,7 +83,7 @@ def _parse_image(data, *, band=None, unit=None, wcs=None, header=None):
         unit = _merge(unit, data.unit, 'unit')
         uncertainty, mask = data.uncertainty, data.mask
         meta = dict(data.meta or {})
-        header = meta.get('header', header) if header is None else header
+        header = meta.get('header')
         if header is None and isinstance(data.meta, fits.Header):
             header = data.meta
         band = _merge(band, meta.get('band'), 'band')

@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from .bands import get_band
 from .exceptions import AstroDustMLWarning
-from .io import _parse_collection, _parse_image
+from .io import _bad_pixels, _parse_collection, _parse_image
 
 __all__ = ['prepare_image', 'prepare_images', 'galaxy_region', 'OUTPUT_UNIT',
            'DEFAULT_EBV_ERROR', 'SKY_ANNULUS']
@@ -337,9 +337,7 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
     fwhm_pix = (fwhm / np.sqrt(pixel_area).to(u.arcsec)).to_value(u.one)
 
     data = np.array(parsed.data, dtype=float)
-    bad = ~np.isfinite(data)
-    if parsed.mask is not None:
-        bad |= np.asarray(parsed.mask, dtype=bool)
+    bad = _bad_pixels(data, parsed.mask)
     region = _parse_galaxy(galaxy)[1]
     usable = _sky_mask(data.shape, wcs, region, sky_annulus) & ~bad
     if region is None and usable.any():
