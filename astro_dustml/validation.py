@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.table import QTable
+from matplotlib.figure import Figure
+from scipy.stats import gaussian_kde
 from sklearn.base import clone
 from sklearn.model_selection import GroupKFold
 
@@ -38,6 +40,10 @@ class CrossValidationResult:
         residual), each with a ``_err`` bootstrap uncertainty, plus
         ``rmse_between`` (RMSE of the galaxy-averaged values),
         ``rmse_within`` (RMSE within galaxies), ``n_rows`` and ``n_galaxies``.
+    folds : list of tuple
+        ``(train, test)`` row indices of each fold.
+    models : list of `~astro_dustml.model.DustModel`
+        The fitted model of each fold, with ``keep_models=True`` (else empty).
     """
 
     predictions: QTable
@@ -264,12 +270,13 @@ def _columns(result, target):
     return true[ok], pred[ok], err[ok], w[ok], unit
 
 
-def _new_axes(ax, ncols=1, figsize=(5, 4.5)):
-    if ax is not None:
-        return ax.figure, np.atleast_1d(ax)
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(figsize[0] * ncols, figsize[1]), layout='constrained')
-    return fig, np.atleast_1d(fig.subplots(1, ncols))
+def _new_axes(axes, nrows, ncols, panel_size):
+    """The figure and ``(nrows, ncols)`` array of the given axes, or of a new figure."""
+    if axes is not None:
+        axes = np.asarray(axes).reshape(nrows, ncols)
+        return axes.flat[0].figure, axes
+    fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows), layout='constrained')
+    return fig, np.array(fig.subplots(nrows, ncols, squeeze=False))
 
 
 def plot_true_vs_predicted(result, target, *, ax=None, n_bins=10, max_points=4000,
@@ -311,10 +318,9 @@ def plot_true_vs_predicted(result, target, *, ax=None, n_bins=10, max_points=400
     ...               'Td_err': np.ones(300) * u.K, 'weight': np.ones(300)})
     >>> fig = plot_true_vs_predicted(tab, 'Td')
     """
-    from scipy.stats import gaussian_kde
     true, pred, _, w, unit = _columns(result, target)
-    fig, axes = _new_axes(ax)
-    ax = axes[0]
+    fig, axes = _new_axes(ax, 1, 1, (5, 4.5))
+    ax = axes[0, 0]
     rng = np.random.default_rng(random_state)
     if len(true) > max_points:
         pick = rng.choice(len(true), max_points, replace=False, p=w / w.sum())
@@ -385,13 +391,7 @@ def plot_uncertainty_validation(result, targets=None, *, n_bins=8, axes=None):
     if targets is None:
         targets = [c[:-5] for c in tab.colnames if c.endswith('_true')]
     targets = [targets] if isinstance(targets, str) else list(targets)
-    if axes is None:
-        from matplotlib.figure import Figure
-        fig = Figure(figsize=(4 * len(targets), 7), layout='constrained')
-        axes = np.array(fig.subplots(2, len(targets), squeeze=False))
-    else:
-        axes = np.asarray(axes).reshape(2, len(targets))
-        fig = axes.flat[0].figure
+    fig, axes = _new_axes(axes, 2, len(targets), (4, 3.5))
     z = np.linspace(-4, 4, 200)
     for j, target in enumerate(targets):
         true, pred, err, w, unit = _columns(result, target)
