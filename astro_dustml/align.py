@@ -17,7 +17,7 @@ from reproject.mosaicking import find_optimal_celestial_wcs
 from .bands import get_band
 from .io import _bad_pixels, _parse_collection
 from .prepare import OUTPUT_UNIT
-from .psf import _as_arcsec, _pixel_scale, match_psf, psf_fwhm
+from .psf import _FWHM_RTOL, _as_arcsec, _pixel_scale, match_psf, psf_fwhm
 
 __all__ = ['align_images']
 
@@ -160,23 +160,23 @@ def align_images(collection, *, target=None, pixel_scale=None, distance=None,
                 'Run astro_dustml.prepare.prepare_images on the collection first.')
     fwhms = {name: _as_arcsec(u.Quantity(im.meta.get('psf_fwhm', get_band(name).fwhm)),
                               'psf_fwhm') for name, im in images.items()}
+    # target_spec: what match_psf gets (a band name, for its real PSF, or a FWHM)
     if target is None:
-        target = max(fwhms, key=fwhms.get)  # the worst PSF of the set
-        target_fwhm = fwhms[target]
+        target_spec = max(fwhms, key=fwhms.get)  # the worst PSF of the set
+        target_fwhm = fwhms[target_spec]
     elif isinstance(target, str):
-        band = get_band(target).name
-        target_fwhm = fwhms.get(band, get_band(band).fwhm)
+        target_spec = get_band(target).name
+        target_fwhm = fwhms.get(target_spec, get_band(target_spec).fwhm)
     else:
-        target_fwhm = psf_fwhm(target)
-    target_spec = get_band(target).name if isinstance(target, str) else target_fwhm
+        target_fwhm = target_spec = psf_fwhm(target)
     extra = _angle(resolution, distance, 'resolution')
     if extra is not None and extra > target_fwhm:
         target_fwhm = target_spec = extra
-    sharpest_broader = [n for n, f in fwhms.items() if f > target_fwhm * (1 + 1e-3)]
-    if sharpest_broader:
+    broader = [n for n, f in fwhms.items() if f > target_fwhm * (1 + _FWHM_RTOL)]
+    if broader:
         raise ValueError(
             f'The target PSF (FWHM {target_fwhm:.3g}) is sharper than that of '
-            f'{", ".join(sharpest_broader)}: convolution cannot sharpen an image. Use a '
+            f'{", ".join(broader)}: convolution cannot sharpen an image. Use a '
             'broader target (the default is the worst PSF of the set) or drop those bands.')
     scale = _angle(pixel_scale, distance, 'pixel_scale')
     scale = target_fwhm if scale is None else scale
@@ -191,14 +191,15 @@ def align_images(collection, *, target=None, pixel_scale=None, distance=None,
     members = []
     for name, image in images.items():
         image.meta['psf_fwhm'] = fwhms[name]
-        if abs(fwhms[name] - target_fwhm) <= 1e-3 * target_fwhm:
+        if abs(fwhms[name] - target_fwhm) <= _FWHM_RTOL * target_fwhm:
             matched = image  # already at the target resolution
         elif psf_dir is not None:
             matched = match_psf(image, target_spec, source=name, psf_dir=psf_dir)
         else:
             matched = match_psf(image, target_fwhm)
-        members.append((name, _reproject(matched, out_wcs, out_shape, kernel, max_masked)))
-        members[-1][1].meta.update(psf_fwhm=target_fwhm, pixel_scale=scale)
+        member = _reproject(matched, out_wcs, out_shape, kernel, max_masked)
+        member.meta.update(psf_fwhm=target_fwhm, pixel_scale=scale)
+        members.append((name, member))
     meta = dict(getattr(collection, 'meta', None) or {})
     meta.update(psf_fwhm=target_fwhm, pixel_scale=scale.to(u.arcsec), wcs=out_wcs,
                 shape=out_shape, distance=None if distance is None else u.Quantity(distance))
@@ -215,19 +216,19 @@ def _reproject(image, out_wcs, out_shape, kernel, max_masked):
     kwargs = dict(shape_out=out_shape, kernel=kernel, conserve_flux=False,
                   boundary_mode='constant', boundary_fill_value=0.0,
                   return_footprint=True)
-    # Surface brightness: average, not sum; masked input enters with zero
-    # weight through the 'good' map, which also gives the masked fraction
+    # Surface brightness: average, not sum; masked input (zeroed above) enters
+    # with zero weight through the 'good' map, which also gives the masked fraction
     good, footprint = reproject_adaptive((1.0 - bad, image.wcs), out_wcs, **kwargs)
-    num, _ = reproject_adaptive((data * ~bad, image.wcs), out_wcs, **kwargs)
-    err, _ = reproject_adaptive((sigma * ~bad, image.wcs), out_wcs, **kwargs)
+    num, _ = reproject_adaptive((data, image.wcs), out_wcs, **kwargs)
+    err, _ = reproject_adaptive((sigma, image.wcs), out_wcs, **kwargs)
     weight = np.where(footprint > 0, good, 0.0)
     with np.errstate(invalid='ignore', divide='ignore'):
         out = num / weight
         err = err / weight
     mask = ~(weight > 1 - max_masked) | ~np.isfinite(out)
-    out[mask & (weight <= 0)] = np.nan
-    err[mask & (weight <= 0)] = np.nan
-    meta = dict(image.meta)
+    # No input reaches these pixels: NaN rather than num / 0 (inf or NaN)
+    out[weight <= 0] = np.nan
+    err[weight <= 0] = np.nan
     return CCDData(out, unit=image.unit, wcs=out_wcs.deepcopy(), mask=mask,
                    uncertainty=None if image.uncertainty is None else StdDevUncertainty(err),
-                   meta=meta)
+                   meta=dict(image.meta))
