@@ -20,9 +20,12 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 from astropy.table import Table
+from astropy.utils.data import download_file
 
 from .. import conf
 from ..bands import INPUT_BANDS
+from ..cigale import read_cigale_results
+from ..sed import read_dustpedia_photometry
 
 __all__ = ['load_dustpedia_global', 'DUSTPEDIA_FILES']
 
@@ -58,7 +61,6 @@ def _resolve(kind, folder, download):
             f'{name} is not in {where} and downloads are disabled; give path= (or set '
             'astro_dustml.conf.dustpedia_dir) to a folder holding the DustPedia tables, '
             'or allow downloads (download=None with conf.allow_download=True).')
-    from astropy.utils.data import download_file
     url = conf.dustpedia_url + _ARCHIVE_PATHS[kind]
     try:
         return Path(download_file(url, cache=True, pkgname='astro_dustml',
@@ -75,6 +77,14 @@ def _log_ratio(num, num_err, den, den_err):
         value = np.where(ok, np.log10(num / den), np.nan)
         err = np.where(ok, np.hypot(num_err / num, den_err / den) / np.log(10), np.nan)
     return value, err
+
+
+def _lookup(names, keys, values):
+    """``values`` (as floats) of the rows whose ``keys`` match ``names``; NaN for the others."""
+    where = {str(key): k for k, key in enumerate(keys)}
+    index = np.array([where.get(n, -1) for n in names], dtype=int)
+    found = index >= 0
+    return np.where(found, np.asarray(values, dtype=float)[np.where(found, index, 0)], np.nan)
 
 
 def load_dustpedia_global(*, path=None, cigale_fluxes=False, cigale_path=None, download=None,
@@ -131,7 +141,6 @@ def load_dustpedia_global(*, path=None, cigale_fluxes=False, cigale_path=None, d
     ...
     FileNotFoundError: DustPedia_Aperture_Photometry_2.2.csv is not in no/such/folder ...
     """
-    from ..sed import read_dustpedia_photometry
     folder = _local_folder(path)
     files = {kind: _resolve(kind, folder, download) for kind in DUSTPEDIA_FILES}
     leda = Table.read(files['hyperleda'], format='ascii.csv')
@@ -141,7 +150,6 @@ def load_dustpedia_global(*, path=None, cigale_fluxes=False, cigale_path=None, d
     phot = read_dustpedia_photometry(files['photometry'], bands=bands, distance=distances)
     names = [str(g) for g in phot['galaxy']]
     if cigale_fluxes:
-        from ..cigale import read_cigale_results
         source = cigale_path
         if source is None:
             if folder is None:
@@ -159,13 +167,9 @@ def load_dustpedia_global(*, path=None, cigale_fluxes=False, cigale_path=None, d
         names = [str(g) for g in phot['galaxy']]
 
     cat = Table.read(files['cigale'], format='ascii.csv')
-    where = {str(name): k for k, name in enumerate(cat['id'])}
-    index = np.array([where.get(n, -1) for n in names])
-    found = index >= 0
 
     def column(name):
-        values = np.asarray(cat[name], dtype=float)[np.where(found, index, 0)]
-        return np.where(found, values, np.nan)
+        return _lookup(names, cat['id'], cat[name])
 
     mstar, mstar_err = column('Mstar__Msol'), column('Mstar_err')
     mdust, mdust_err = column('Mdust__Msol'), column('Mdust_err')
@@ -186,13 +190,8 @@ def load_dustpedia_global(*, path=None, cigale_fluxes=False, cigale_path=None, d
     phot['Ldust_err'] = ldust_err * u.solLum
     phot['cigale_red_chi2'] = column('red_chi2')
 
-    lindex = {str(name): k for k, name in enumerate(leda['objname'])}
-    li = np.array([lindex.get(n, -1) for n in names])
-    lfound = li >= 0
-    phot['hubble_stage'] = np.where(lfound, np.asarray(leda['t'], float)[np.where(lfound, li, 0)],
-                                    np.nan)
-    phot['d25'] = np.where(lfound, np.asarray(leda['d25'], float)[np.where(lfound, li, 0)],
-                           np.nan) * u.arcmin
+    phot['hubble_stage'] = _lookup(names, leda['objname'], leda['t'])
+    phot['d25'] = _lookup(names, leda['objname'], leda['d25']) * u.arcmin
     if require_targets:
         keep = np.isfinite(sld) & np.isfinite(smd) & np.isfinite(phot['Td'].value)
         phot = phot[keep]
