@@ -16,7 +16,9 @@ of https://gitlab.lam.fr/cigale/cigale).
 """
 
 import re
-from collections import namedtuple
+import shutil
+import subprocess
+from collections import Counter, namedtuple
 from pathlib import Path
 
 import astropy.units as u
@@ -89,12 +91,8 @@ def _cigale_ids(table):
     ids = [re.sub(r'\s+', '_', i.strip()) for i in ids]
     if any(i == '' for i in ids):
         raise ValueError('Empty object ids: every row needs a galaxy name or id.')
-    if len(set(ids)) != len(ids):
-        seen, dup = set(), []
-        for i in ids:
-            if i in seen:
-                dup.append(i)
-            seen.add(i)
+    dup = [i for i, count in Counter(ids).items() if count > 1]
+    if dup:
         raise ValueError(f'Object ids are not unique, e.g. {dup[:3]}; pcigale needs one '
                          'id per row. Give distinct galaxy names or add an "id" column.')
     return ids
@@ -563,10 +561,7 @@ def run_cigale(folder, *, config='pcigale.ini'):
     ImportError
         If pcigale is not installed.
     """
-    import shutil
-    import subprocess
-
-    try:
+    try:  # an optional dependency, not on PyPI
         import pcigale  # noqa: F401
     except ImportError as exc:
         raise ImportError(
