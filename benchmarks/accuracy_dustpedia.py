@@ -37,16 +37,18 @@ from train_pretrained import MODEL_SETTINGS, MODELS, TARGETS, load, well_constra
 
 GOALS = {'all': {'sLd': 0.22, 'sMd': 0.36, 'Td': 3.5},
          'well_constrained': {'sLd': 0.16, 'sMd': 0.30, 'Td': 3.0}}
+_GALEX = ['GALEX_FUV', 'GALEX_NUV']
+_SDSS = ['SDSS_u', 'SDSS_g', 'SDSS_r', 'SDSS_i', 'SDSS_z']
+_2MASS = ['2MASS_J', '2MASS_H', '2MASS_Ks']
+_IRAC = ['Spitzer_3.6', 'Spitzer_4.5', 'Spitzer_5.8', 'Spitzer_8.0']
+# the bands each subset drops
 SUBSETS = {
     'all bands': [],
-    'no GALEX': ['GALEX_FUV', 'GALEX_NUV'],
-    'no SDSS': ['SDSS_u', 'SDSS_g', 'SDSS_r', 'SDSS_i', 'SDSS_z'],
-    'no IRAC': ['Spitzer_3.6', 'Spitzer_4.5', 'Spitzer_5.8', 'Spitzer_8.0'],
-    'WISE+2MASS': ['GALEX_FUV', 'GALEX_NUV', 'SDSS_u', 'SDSS_g', 'SDSS_r', 'SDSS_i',
-                   'SDSS_z', 'Spitzer_3.6', 'Spitzer_4.5', 'Spitzer_5.8', 'Spitzer_8.0'],
-    'WISE only': ['GALEX_FUV', 'GALEX_NUV', 'SDSS_u', 'SDSS_g', 'SDSS_r', 'SDSS_i',
-                  'SDSS_z', '2MASS_J', '2MASS_H', '2MASS_Ks',
-                  'Spitzer_3.6', 'Spitzer_4.5', 'Spitzer_5.8', 'Spitzer_8.0'],
+    'no GALEX': _GALEX,
+    'no SDSS': _SDSS,
+    'no IRAC': _IRAC,
+    'WISE+2MASS': _GALEX + _SDSS + _IRAC,
+    'WISE only': _GALEX + _SDSS + _2MASS + _IRAC,
 }
 
 

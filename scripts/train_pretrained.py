@@ -72,8 +72,7 @@ def metrics_dict(cv, table):
     good = well_constrained(table)
     pred = cv.predictions
     for t in TARGETS:
-        row = cv.metrics[list(cv.metrics['target']).index(t)]
-        out['all'][t] = {k: float(row[k]) for k in ('rmse', 'rmse_err', 'r2', 'me', 'chi2')}
+        out['all'][t] = {k: cv.metric(t, k) for k in ('rmse', 'rmse_err', 'r2', 'me', 'chi2')}
         m = regression_metrics(pred[t].value[good], pred[f'{t}_true'].value[good],
                                groups=pred['galaxy'][good], sigma=pred[f'{t}_err'].value[good])
         out['well_constrained'][t] = {k: m[k] for k in ('rmse', 'rmse_err', 'r2', 'me', 'chi2')}
