@@ -15,6 +15,7 @@ Apertures are `regions.CircleSkyRegion` objects gathered in a
 ordinary `regions` operation (see the documentation page).
 """
 
+import inspect
 import warnings
 
 import astropy.units as u
@@ -22,8 +23,9 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.modeling import fitting, models
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
-from astropy.stats import mad_std
+from astropy.stats import gaussian_fwhm_to_sigma, mad_std
 from astropy.table import Table
+from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 from ndcube import NDCollection
 from regions import CircleSkyRegion, Regions, SkyRegion
@@ -45,7 +47,6 @@ _QUERY_COLUMNS = ('source_id', 'ra', 'dec', 'parallax', 'parallax_error',
                   'parallax_over_error', 'pmra', 'pmra_error', 'pmdec',
                   'pmdec_error', 'phot_g_mean_mag', 'astrometric_excess_noise_sig', 'ruwe')
 _START_BAND = 'SDSS_i'
-_SIGMA_PER_FWHM = 1 / np.sqrt(8 * np.log(2))
 
 
 def query_gaia_stars(center, radius, *, table='gaiadr3.gaia_source', max_mag=None,
@@ -258,7 +259,6 @@ def select_foreground_stars(table, *, galaxy=None, min_parallax_snr=5.0,
 
 def _contains_sky(region, coords):
     """Sky containment through a local tangent-plane WCS around the coordinates."""
-    from astropy.wcs import WCS
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
     wcs.wcs.crval = [coords.icrs.ra.deg.mean() if coords.size else 0,
@@ -283,7 +283,7 @@ def _band_order(bands):
 def _image_info(image, band):
     """Pixel scale (arcsec), PSF FWHM (arcsec), noise and flux conversion of an image."""
     scale = float(np.mean(proj_plane_pixel_scales(image.wcs.celestial))) * 3600
-    fwhm = image.meta.get('psf_fwhm') if image.meta else None
+    fwhm = image.meta.get('psf_fwhm')
     fwhm = u.Quantity(fwhm if fwhm is not None else get_band(band).fwhm, u.arcsec).value
     data = np.asarray(image.data, dtype=float)
     if image.mask is not None:
@@ -296,8 +296,7 @@ def _image_info(image, band):
         diff = np.diff(data, axis=1)
         noise = mad_std(diff[np.isfinite(diff)]) / np.sqrt(2) if np.isfinite(diff).any() else 0.
         noise = np.full(data.shape, noise)
-    unit = image.unit if image.unit is not None else u.dimensionless_unscaled
-    unit = u.Unit(unit)
+    unit = image.unit
     try:
         jy = (1 * u.Jy / u.pix).to_value(unit)
     except u.UnitsError:
@@ -315,11 +314,11 @@ def _magnitude_radius(g_mag, info, nsigma, min_radius, max_radius, noise):
     The G flux is taken as an AB-like flat spectrum (3631 Jy at G = 0), which
     overestimates stars in the infrared: a conservative, larger first guess.
     """
-    sigma = info['fwhm'] * _SIGMA_PER_FWHM
+    sigma = info['fwhm'] * gaussian_fwhm_to_sigma
     if info['jy'] is None:
         raise ValueError(
             'Cannot turn a Gaia magnitude into the image unit '
-            f'{info.get("unit")}: give images in a flux density unit (e.g. '
+            f'{info["unit"]}: give images in a flux density unit (e.g. '
             'prepare them with astro_dustml.prepare.prepare_image).')
     flux = 3631 * 10 ** (-0.4 * np.asarray(g_mag, float)) * info['jy']
     peak = flux / (2 * np.pi * (sigma / info['scale']) ** 2)
@@ -372,7 +371,7 @@ def _fit_star(info, x, y, sigma_bounds, position_tol, nsigma_detect):
     model = gauss + models.Planar2D(0., 0., background)
     model.y_stddev_0.tied = _tie_circular
     weights = 1 / np.where(noise[good] > 0, noise[good], np.inf) if level > 0 else None
-    for attempt in range(2):
+    for _ in range(2):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             fitter = fitting.TRFLSQFitter()
@@ -475,20 +474,19 @@ def fit_star_apertures(images, stars, *, nsigma=1.0, detect_nsigma=3.0, min_radi
         info = _image_info(image, band)
         ny, nx = info['data'].shape
         # PSF width in pixels, including the pixel integration
-        sigma_psf = np.hypot(info['fwhm'] * _SIGMA_PER_FWHM / info['scale'], np.sqrt(1 / 12))
+        sigma_psf = np.hypot(info['fwhm'] * gaussian_fwhm_to_sigma / info['scale'],
+                             np.sqrt(1 / 12))
         prior = previous.get(neighbour)
-        if prior is not None:
-            start = prior['coords']
-        else:
-            start = coords
-        x, y = image.wcs.celestial.world_to_pixel(start)
+        x, y = image.wcs.celestial.world_to_pixel(coords if prior is None else prior['coords'])
         x, y = np.atleast_1d(x), np.atleast_1d(y)
         on_image = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
         fitted_x, fitted_y = x.copy(), y.copy()
         intrinsic = np.zeros(len(stars))  # arcsec^2 beyond the PSF
         regions = []
+        # a neighbour's fitted position is a better start than Gaia's
+        tol = (0.5 if prior is not None else 1.0) * info['fwhm'] / info['scale']
+        rmin = min_radius * info['fwhm']
         for i in np.flatnonzero(on_image):
-            tol = (0.5 if prior is not None else 1.0) * info['fwhm'] / info['scale']
             if prior is not None:
                 expected = np.sqrt(sigma_psf ** 2 + prior['intrinsic'][i] / info['scale'] ** 2)
                 bounds = (max(expected * (1 - tolerance), 0.9 * sigma_psf),
@@ -497,7 +495,6 @@ def fit_star_apertures(images, stars, *, nsigma=1.0, detect_nsigma=3.0, min_radi
                 bounds = (0.9 * sigma_psf, 3.0 * sigma_psf)
             status, xf, yf, sigma, amplitude, level = _fit_star(
                 info, x[i], y[i], bounds, tol, detect_nsigma)
-            rmin = min_radius * info['fwhm']
             if status == 'fit':
                 radius = _radius(amplitude, sigma * info['scale'], nsigma * level,
                                  rmin, max_radius)
@@ -618,9 +615,10 @@ def mask_stars(image, regions, *, band=None, fill_value=np.nan):
         key = out.meta.get('band')
         if key not in regions:
             raise KeyError(f'No apertures for band {key!r}; the dict has '
-                           f'{sorted(regions)}.')
+                           f"{sorted(regions)}. Pass this band's apertures (a Regions) "
+                           'instead of the dict, or add them to it.')
         regions = regions[key]
-    if isinstance(regions, (SkyRegion,)) or hasattr(regions, 'to_mask'):
+    if isinstance(regions, SkyRegion) or hasattr(regions, 'to_mask'):
         regions = [regions]
     star_mask = _region_mask(regions, out.wcs.celestial, out.shape)
     out.mask = star_mask if out.mask is None else (np.asarray(out.mask, bool) | star_mask)
@@ -673,7 +671,6 @@ def mask_foreground_stars(collection, stars, *, galaxy=None, select=True, **kwar
     >>> bool(masked['SDSS_i'].mask.any())
     True
     """
-    import inspect
     select_names = set(inspect.signature(select_foreground_stars).parameters) - {'table'}
     fit_names = set(inspect.signature(fit_star_apertures).parameters) - {'images', 'stars'}
     unknown = set(kwargs) - select_names - fit_names
