@@ -369,13 +369,15 @@ class DustModel(BaseEstimator):
         weight = (group_weights(groups) if sample_weight is None
                   else np.asarray(sample_weight, dtype=float))
         if weight.shape != (len(table),) or not np.all(weight >= 0):
-            raise ValueError('sample_weight must be one non-negative value per row.')
+            raise ValueError('sample_weight must be one non-negative value per row; fix it or '
+                             'leave it None for 1 / N_rows(galaxy).')
         X, names, valid = self._features(table)
         usable = self._usable(X, valid, bands)
         if usable.sum() < 2 * self.n_inner_splits:
             raise ValueError(
                 f'only {usable.sum()} training rows have {REFERENCE_BAND} and at least '
-                f'{self.min_bands} bands; a model needs more rows than that.')
+                f'{self.min_bands} bands; a model needs at least {2 * self.n_inner_splits}: '
+                'add rows or lower min_bands.')
         rng = np.random.default_rng(self.random_state)
         Xa, va, wa, ga, src = self._augment(X[usable], valid[usable], weight[usable],
                                             groups[usable], rng)
@@ -392,7 +394,10 @@ class DustModel(BaseEstimator):
             y = y_all[usable][src]
             ok = np.isfinite(y) & (wa > 0)
             if len(np.unique(ga[ok])) < max(self.n_inner_splits, 2):
-                raise ValueError(f'too few galaxies with a finite {target} to fit it.')
+                raise ValueError(
+                    f'too few galaxies with a finite {target} to fit it (at least '
+                    f'{max(self.n_inner_splits, 2)} needed); add galaxies with that target, '
+                    'lower n_inner_splits or leave the target out.')
             self.targets_[target] = unit
             seed = self.random_state + 1000 * k
             Xt, yt, wt, gt, nbt = Xa[ok], y[ok], wa[ok], ga[ok], nb[ok]

@@ -131,7 +131,7 @@ def _members(images):
         items = [(None, image) for image in images]
     else:
         raise TypeError('Expected an NDCollection or a mapping of band name to image, '
-                        f'not {type(images).__name__}.')
+                        f'not {type(images).__name__}; pass e.g. {{"WISE_3.4": image, ...}}.')
     out = {}
     for key, image in items:
         if not isinstance(image, NDData) or image.wcs is None:
@@ -142,7 +142,8 @@ def _members(images):
             raise ValueError(f'Two images are in band {band}; pass one image per band.')
         out[band] = image
     if not out:
-        raise ValueError('The collection holds no images.')
+        raise ValueError('The collection holds no images; pass at least the WISE 3.4 micron '
+                         'image.')
     return out
 
 
@@ -162,9 +163,10 @@ def _celestial(image, band):
         wcs = getattr(wcs, 'low_level_wcs', wcs)
         if not isinstance(wcs, WCS):
             raise TypeError(f'The {band} image WCS is a {type(wcs).__name__}; an '
-                            'astropy.wcs.WCS is needed.')
+                            'astropy.wcs.WCS is needed: give the image WCS(header).')
     if not wcs.has_celestial or np.ndim(image.data) != 2:
-        raise ValueError(f'The {band} image must be a 2-D image with a celestial WCS.')
+        raise ValueError(f'The {band} image must be a 2-D image with a celestial WCS; '
+                         'pass 2-D images with RA/Dec axes (one image per band).')
     return wcs.celestial
 
 
@@ -186,7 +188,8 @@ def _flux_factor(image, band, pixel_area):
         except u.UnitConversionError:
             continue
     raise u.UnitsError(f'The {band} image unit {unit} is neither a surface brightness '
-                       '(e.g. MJy/sr) nor a flux density per pixel (e.g. Jy/pix).')
+                       '(e.g. MJy/sr) nor a flux density per pixel (e.g. Jy/pix); give it '
+                       'one of those units.')
 
 
 def _error_array(image):
@@ -227,7 +230,7 @@ def _region_weights(region, wcs, shape, mode):
         weights = np.asanyarray(region)
         if weights.shape != tuple(shape):
             raise ValueError(f'The region mask has shape {weights.shape}, the images '
-                             f'{tuple(shape)}.')
+                             f'{tuple(shape)}; give a mask of the images\' shape.')
         return weights.astype(float) if weights.dtype != bool else weights
     if isinstance(region, Mapping) or hasattr(region, 'galaxy'):
         region = _parse_galaxy(region)[1]
@@ -503,7 +506,8 @@ def make_global_row(collection, region, *, galaxy=None, distance=None, bands=Non
             flag = FLAG_MASKED
         fluxes[band] = (flux, error, flag)
     if area is None:
-        raise ValueError('None of the requested bands is in the collection.')
+        raise ValueError(f'None of the requested bands is in the collection; choose bands= '
+                         f'among {list(images)}.')
     center = center.icrs if hasattr(center, 'icrs') else center
     columns['ra'] = [center.ra.deg] * u.deg
     columns['dec'] = [center.dec.deg] * u.deg
@@ -590,11 +594,13 @@ def table_to_maps(table, columns=None, *, galaxy=None, surface_brightness=False)
         columns = [columns]
     absent = [c for c in columns if c not in table.colnames]
     if absent:
-        raise KeyError(f'Columns {absent} are not in the table.')
+        raise KeyError(f'Columns {absent} are not in the table; choose among '
+                       f'{table.colnames}.')
     x = np.asarray(table['x'], dtype=int)
     y = np.asarray(table['y'], dtype=int)
     if np.any((x < 0) | (y < 0) | (x >= shape[1]) | (y >= shape[0])):
-        raise ValueError('Some rows have x, y outside the map shape (global rows?).')
+        raise ValueError('Some rows have x, y outside the map shape (global rows, x = y = '
+                         '-1?); map only rows of a make_pixel_table table.')
     maps = []
     for col in columns:
         values = table[col]

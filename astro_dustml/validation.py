@@ -119,7 +119,8 @@ def regression_metrics(pred, true, *, groups, sigma=None, weights=None, n_bootst
     pred, true, w, groups = pred[ok], true[ok], w[ok], groups[ok]
     sigma = None if sigma is None else sigma[ok]
     if not ok.any():
-        raise ValueError('no row has finite predicted and true values; nothing to score.')
+        raise ValueError('no row has finite predicted and true values (and a positive weight '
+                         'and sigma); nothing to score: check the inputs for NaN.')
     out = _weighted_stats(pred, true, sigma, w)
     uniq, inverse = np.unique(groups, return_inverse=True)
     inverse = inverse.ravel()
@@ -206,7 +207,8 @@ def cross_validate(table, targets=('sLd', 'sMd', 'Td'), *, groups, n_splits=4, m
     model = DustModel() if model is None else model
     test_table = table if test_table is None else test_table
     if len(test_table) != len(table):
-        raise ValueError('test_table must have the same rows as table.')
+        raise ValueError('test_table must have the same rows as table; pass a copy of table '
+                         'with bands removed or flagged, not a subset.')
     weights = group_weights(groups)
     n_groups = len(np.unique(groups))
     if n_groups < n_splits:
