@@ -299,7 +299,8 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
         quadrature; the last two are correlated over the whole map. ``mask``
         is True at NaN pixels (and wherever the input was masked). ``meta``
         holds ``'band'``, ``'psf_fwhm'``, ``'background_rms'``, ``'sky'``,
-        ``'ebv'``, ``'extinction_factor'`` and ``'galaxy_region'``.
+        ``'ebv'``, ``'ebv_err'``, ``'extinction_factor'``, ``'galaxy_region'``
+        and ``'input_unit'``.
 
     Raises
     ------
@@ -325,6 +326,8 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
     >>> round(float(out.meta['background_rms'].value), 2), out.meta['psf_fwhm']
     (0.1, <Quantity 5.79 arcsec>)
     """
+    if sky not in ('plane', 'constant', None):
+        raise ValueError(f"sky must be 'plane', 'constant' or None, not {sky!r}.")
     parsed = _parse_image(image, band=band)
     band = get_band(parsed.meta['band'])
     wcs = parsed.wcs
@@ -342,8 +345,7 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
     usable = _sky_mask(data.shape, wcs, region, sky_annulus) & ~bad
     if region is None and usable.any():
         usable &= ~_source_mask(data, usable, fwhm_pix)
-    if sky not in ('plane', 'constant', None):
-        raise ValueError(f"sky must be 'plane', 'constant' or None, not {sky!r}.")
+    # sky=None still needs the sky pixels' RMS, from a constant fit
     sky_model, rms, params = _fit_sky(data, usable, sky or 'constant', sigma)
     if sky is not None:
         data = data - sky_model
@@ -434,7 +436,9 @@ def prepare_images(collection, *, ebv=None, ebv_err=None, galaxy=None, units=Non
     fwhms = {get_band(k).name: v for k, v in (psf_fwhm or {}).items()}
     unknown = set(units) - set(parsed)
     if unknown:
-        raise ValueError(f'units= names bands not in the collection: {sorted(unknown)}.')
+        raise ValueError(f'units= names bands not in the collection: {sorted(unknown)}; '
+                         f'the collection has {sorted(parsed)}. Drop those entries or '
+                         'fix their band names.')
     name, region, _ = _parse_galaxy(galaxy)
     out = [(band, prepare_image(image, band, unit=units.get(band), ebv=ebv,
                                 ebv_err=ebv_err, galaxy=region, sky=sky, sky_annulus=sky_annulus,
