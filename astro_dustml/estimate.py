@@ -341,8 +341,9 @@ def _predict(model, table):
         warnings.simplefilter('ignore', OutOfDomainWarning)
         prediction = model.predict(table)
     if len(prediction) != len(table):
-        raise RuntimeError('The model returned a prediction per row count '
-                           f'{len(prediction)} for {len(table)} pixels.')
+        raise RuntimeError(f'The model returned {len(prediction)} predictions for '
+                           f'{len(table)} pixels; its predict() must return one row per '
+                           'table row, as DustModel.predict does.')
     return prediction
 
 
@@ -356,7 +357,8 @@ def _make_maps(prediction, flags, y, x, wcs, shape):
     finite = np.ones(len(y), dtype=bool)
     targets = {name: unit for name, unit in TARGETS.items() if name in prediction.colnames}
     if not targets:
-        raise ValueError(f'The model predicts none of {", ".join(TARGETS)}.')
+        raise ValueError(f'The model predicts none of {", ".join(TARGETS)}; use a model '
+                         'trained on them (see astro_dustml.registry.list_models).')
     for name, unit in targets.items():
         value = u.Quantity(prediction[name]).to_value(unit)
         error = u.Quantity(prediction[f'{name}_err']).to_value(unit)

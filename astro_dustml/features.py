@@ -168,12 +168,11 @@ def valid_bands(table, *, bands=INPUT_BANDS, min_snr=None, bad_flags=_BAD_FLAGS)
         ok = np.isfinite(flux) & (flux > 0)
         if f'{band}_flag' in table.colnames:
             flag = np.asarray(table[f'{band}_flag'])
-            if flag.dtype.kind in 'iu':
-                ok &= (flag & bad_flags) == 0
-            else:
+            if flag.dtype.kind not in 'iu':
                 raise TypeError(
                     f'column {band}_flag must be an integer bitmask '
                     f'(astro_dustml.sed flags); got dtype {flag.dtype}.')
+            ok &= (flag & bad_flags) == 0
         if min_snr is not None and f'{band}_err' in table.colnames:
             err = _column_value(table, f'{band}_err', u.Jy)
             with np.errstate(invalid='ignore', divide='ignore'):
