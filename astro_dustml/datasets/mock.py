@@ -31,8 +31,10 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.nddata import CCDData, NDData
+from astropy.stats import gaussian_fwhm_to_sigma
 from astropy.table import QTable, Table
 from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_area
 from ndcube import NDCollection
 from scipy.integrate import trapezoid
 from scipy.ndimage import gaussian_filter
@@ -66,6 +68,7 @@ _LD_PER_MD_PER_UMIN = 200.0  # Lsun/Msun
 _STAR_TEMPERATURE = 5000 * u.K
 _G_WAVELENGTH = 0.64 * u.micron
 _FINEST = 0.5  # arcsec: images are computed on pixels at most this large
+_REFERENCE_STEP = 0.25 * u.arcsec  # grid of the normalisation and of the total fluxes
 
 
 @dataclass
@@ -162,7 +165,6 @@ class _Model:
         self.clump_amp = rng.uniform(0.5, 1.5, n_clumps)
         self.waves = [self._random_waves(rng) for _ in range(2)]
         self.scatter = (0.35, 0.35)  # natural-log scatter of Ldust and Mdust
-        self._norms = None
 
     @staticmethod
     def _random_waves(rng, n=24):
@@ -209,16 +211,16 @@ class _Model:
 
     def normalise(self, fov):
         """Set the total masses and luminosity within the field of view."""
-        n = int(np.ceil(fov.to_value(u.arcsec) / 0.25))
-        wcs = _tan_wcs(self.center, 0.25 * u.arcsec, (n, n))
+        n = int(np.ceil(fov.to_value(u.arcsec) / _REFERENCE_STEP.to_value(u.arcsec)))
+        wcs = _tan_wcs(self.center, _REFERENCE_STEP, (n, n))
         xi, eta = self._offsets(wcs, (n, n), 1)
+        # The dust heating uses the stellar norms: set them, then evaluate again
         self._old_norm = self._young_norm = 1.0
         old, young, ldust, mdust = self._profiles(xi, eta)
         self._old_norm, self._young_norm = old.sum(), young.sum()
         old, young, ldust, mdust = self._profiles(xi, eta)
-        self._norms = (self._old_norm, self._young_norm,
-                       ldust.sum() / self.ldust, mdust.sum() / self.mdust)
-        self._cell = (0.25 * u.arcsec) ** 2
+        self._ldust_norm = ldust.sum() / self.ldust
+        self._mdust_norm = mdust.sum() / self.mdust
         # Unsmoothed maps on the fine grid: the reference for total fluxes
         self.reference = self.raw_maps(wcs, (n, n))[0]
 
@@ -233,17 +235,17 @@ class _Model:
         oversample = max(1, int(np.ceil(scale.to_value(u.arcsec) / _FINEST)))
         xi, eta = self._offsets(wcs, shape, oversample)
         old, young, ldust, mdust = self._profiles(xi, eta)
-        cell = ((scale / oversample) ** 2 / self._cell).decompose().value
-        maps = [old / self._norms[0] * self.masses[0] * cell,
-                young / self._norms[1] * self.masses[1] * cell,
-                ldust / self._norms[2] * cell, mdust / self._norms[3] * cell]
+        cell = ((scale / oversample) ** 2 / _REFERENCE_STEP ** 2).decompose().value
+        maps = [old / self._old_norm * self.masses[0] * cell,
+                young / self._young_norm * self.masses[1] * cell,
+                ldust / self._ldust_norm * cell, mdust / self._mdust_norm * cell]
         return maps, scale, oversample
 
     @staticmethod
     def smooth(raw, fwhm):
         """Smooth raw maps with a Gaussian PSF and bin them to pixels."""
         maps, scale, oversample = raw
-        sigma = (fwhm / scale).decompose().value * oversample / np.sqrt(8 * np.log(2))
+        sigma = (fwhm / scale).decompose().value * oversample * gaussian_fwhm_to_sigma
         return [_smooth_and_bin(m, sigma, oversample) for m in maps]
 
 
@@ -258,7 +260,7 @@ def _smooth_and_bin(array, sigma, oversample):
 
 
 def _pixel_scale(wcs):
-    return np.sqrt(abs(np.linalg.det(wcs.celestial.pixel_scale_matrix))) * u.deg
+    return np.sqrt(proj_plane_pixel_area(wcs.celestial)) * u.deg
 
 
 def _tan_wcs(center, scale, shape):
@@ -315,7 +317,7 @@ def _render_stars(stars, band, wcs, shape, scale):
     if len(stars) == 0:
         return image
     x, y = wcs.world_to_pixel_values(stars['ra'], stars['dec'])
-    sigma = (band.fwhm / scale).decompose().value / np.sqrt(8 * np.log(2))
+    sigma = (band.fwhm / scale).decompose().value * gaussian_fwhm_to_sigma
     flux = _star_flux(stars['phot_g_mean_mag'], band)
     half = int(np.ceil(6 * sigma)) + 1
     for xs, ys, fs in zip(x, y, flux):
