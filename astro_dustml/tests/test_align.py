@@ -6,12 +6,11 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
-from astropy.modeling import models
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from astro_dustml.align import align_images
 from astro_dustml.prepare import galaxy_region, prepare_images
-from astro_dustml.tests.helpers import tan_wcs
+from astro_dustml.tests.helpers import point_source, tan_wcs
 
 
 def _wcs(scale, n, crval=(150, 2)):
@@ -19,14 +18,7 @@ def _wcs(scale, n, crval=(150, 2)):
 
 
 def _point_source(band, scale, n, fwhm, total=100.0, crval=(150, 2)):
-    """Pixel-sampled Gaussian point source; ``total`` in MJy/sr times pixels."""
-    sigma = fwhm / scale / 2.3548200450309493
-    y, x = np.mgrid[0:n, 0:n]
-    c = (n - 1) / 2
-    data = total * models.Gaussian2D(1 / (2 * np.pi * sigma ** 2), c, c, sigma, sigma)(x, y)
-    return CCDData(data, unit='MJy/sr', wcs=_wcs(scale, n, crval),
-                   uncertainty=StdDevUncertainty(np.full((n, n), 0.01)),
-                   meta={'band': band, 'psf_fwhm': fwhm * u.arcsec})
+    return point_source(band, scale, n, fwhm, total, crval)
 
 
 def _flux(image, scale):

@@ -9,7 +9,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 
 from astro_dustml.psf import (gaussian_psf, kernel_quality, load_psf, make_matching_kernel,
                               match_psf)
-from astro_dustml.tests.helpers import tan_wcs
+from astro_dustml.tests.helpers import point_source, tan_wcs
 
 
 def _wcs(scale, n):
@@ -17,14 +17,7 @@ def _wcs(scale, n):
 
 
 def _point_source(scale=1.375, n=161, fwhm=6.6, total=100.0, band='WISE_12'):
-    """A pixel-integrated Gaussian point source, independent of the code's kernels."""
-    sigma = fwhm / scale / 2.3548200450309493
-    y, x = np.mgrid[0:n, 0:n]
-    c = (n - 1) / 2
-    data = total * models.Gaussian2D(1 / (2 * np.pi * sigma ** 2), c, c, sigma, sigma)(x, y)
-    return CCDData(data, unit='MJy/sr', wcs=_wcs(scale, n),
-                   uncertainty=StdDevUncertainty(np.full((n, n), 0.01)),
-                   meta={'band': band, 'psf_fwhm': fwhm * u.arcsec})
+    return point_source(band, scale, n, fwhm, total)
 
 
 def _fwhm(array, scale):
