@@ -13,6 +13,10 @@ the IRAC chain, ``log10(F_8.0 / F_22)`` and ``log10(F_FUV / F_22)``) are
 appended: they are differences of the reference colours, which a tree cannot
 form by itself, and they improve the DustPedia cross-validation.
 
+With ``include_snr=True`` the ``log10`` signal-to-noise ratio of every band,
+capped at `SNR_CAP`, is appended, so that a model can tell a measured colour
+from a noisy one.
+
 A band that is masked, missing, or has a non-positive flux gives a NaN feature,
 never zero: the models treat NaN as "band not observed".
 """
@@ -23,7 +27,8 @@ import numpy as np
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .sed import FLAG_MASKED, FLAG_MISSING
 
-__all__ = ['make_features', 'feature_names', 'valid_bands', 'NEIGHBOUR_PAIRS']
+__all__ = ['make_features', 'feature_names', 'valid_bands', 'NEIGHBOUR_PAIRS', 'SNR_PREFIX',
+           'SNR_CAP']
 
 _BAD_FLAGS = FLAG_MASKED | FLAG_MISSING
 
@@ -34,6 +39,14 @@ def _colour_name(band):
 
 _INTENSITY_NAME = f'log_{REFERENCE_BAND}_intensity'
 _SCALE_NAME = 'log_pixel_scale_pc'
+SNR_PREFIX = 'log_snr_'
+"""Name prefix of the signal-to-noise features (``include_snr=True``)."""
+SNR_CAP = 10.0
+"""
+Signal-to-noise ratio above which a band counts as simply well measured: its
+noise then changes a colour by less than 0.04 dex, and pixels, whose ratios
+reach far above any galaxy aperture's, stay in the training domain.
+"""
 
 _CHAIN = ['GALEX_FUV', 'GALEX_NUV', 'SDSS_u', 'SDSS_g', 'SDSS_r', 'SDSS_i', 'SDSS_z',
           '2MASS_J', '2MASS_H', '2MASS_Ks', REFERENCE_BAND, 'WISE_4.6', 'WISE_12', 'WISE_22']
@@ -56,7 +69,7 @@ def _extra_pairs(names, colours):
 
 
 def _feature_bands(*, bands=INPUT_BANDS, include_intensity=True, include_scale=False,
-                   colours='reference'):
+                   colours='reference', include_snr=False):
     """The bands each feature depends on (beyond the reference band), in feature order."""
     names = _canonical_bands(bands)
     out = [(b,) for b in names if b != REFERENCE_BAND]
@@ -64,7 +77,10 @@ def _feature_bands(*, bands=INPUT_BANDS, include_intensity=True, include_scale=F
         out.append(())
     if include_scale:
         out.append(())
-    return out + list(_extra_pairs(names, colours))
+    out += list(_extra_pairs(names, colours))
+    if include_snr:
+        out += [() if b == REFERENCE_BAND else (b,) for b in names]
+    return out
 
 
 def _canonical_bands(bands):
@@ -79,7 +95,7 @@ def _canonical_bands(bands):
 
 
 def feature_names(*, bands=INPUT_BANDS, include_intensity=True, include_scale=False,
-                  colours='reference'):
+                  colours='reference', include_snr=False):
     """
     Names of the features `make_features` returns, in order.
 
@@ -94,6 +110,8 @@ def feature_names(*, bands=INPUT_BANDS, include_intensity=True, include_scale=Fa
     colours : {'reference', 'neighbours'}, optional
         ``'neighbours'`` appends the colours of `NEIGHBOUR_PAIRS` whose two
         bands are among ``bands``.
+    include_snr : bool, optional
+        Whether the log signal-to-noise ratio of every band is a feature.
 
     Returns
     -------
@@ -114,6 +132,8 @@ def feature_names(*, bands=INPUT_BANDS, include_intensity=True, include_scale=Fa
     if include_scale:
         out.append(_SCALE_NAME)
     out += [f'log_{a}/{b}' for a, b in _extra_pairs(names, colours)]
+    if include_snr:
+        out += [SNR_PREFIX + b for b in names]
     return out
 
 
@@ -184,7 +204,7 @@ def valid_bands(table, *, bands=INPUT_BANDS, min_snr=None, bad_flags=_BAD_FLAGS)
 
 
 def make_features(table, *, bands=INPUT_BANDS, include_intensity=True, include_scale=False,
-                  colours='reference', min_snr=None, bad_flags=_BAD_FLAGS):
+                  colours='reference', include_snr=False, min_snr=None, bad_flags=_BAD_FLAGS):
     """
     Compute the model features of every row of a SED table.
 
@@ -209,6 +229,9 @@ def make_features(table, *, bands=INPUT_BANDS, include_intensity=True, include_s
         ``'neighbours'`` appends ``log10(F_a / F_b)`` for the band pairs of
         `NEIGHBOUR_PAIRS` present in ``bands`` (NaN when either band is
         unusable).
+    include_snr : bool, optional
+        Append ``log10(min(<band> / <band>_err, SNR_CAP))`` for every band
+        (NaN where the band is unusable or has no positive error).
     min_snr, bad_flags : optional
         Which bands count as unusable (see `valid_bands`).
 
@@ -219,7 +242,7 @@ def make_features(table, *, bands=INPUT_BANDS, include_intensity=True, include_s
         (optionally) ``log10(I_WISE_3.4 / (MJy/sr))`` and the scale.  NaN
         where a band is masked, missing or non-positive; every feature of a
         row is NaN when WISE 3.4 is unusable.  The neighbour colours, if
-        asked for, come last.
+        asked for, come next and the signal-to-noise ratios last.
     names : list of str
         Feature names (see `feature_names`).
 
@@ -270,6 +293,14 @@ def make_features(table, *, bands=INPUT_BANDS, include_intensity=True, include_s
         # NaN too where the reference is unusable: no row has features without it
         cols.append(np.log10(fluxes[:, names.index(a)] / fluxes[:, names.index(b)])
                     + 0 * ref)
+    if include_snr:
+        for j, band in enumerate(names):
+            err = (_column_value(table, f'{band}_err', u.Jy)
+                   if f'{band}_err' in table.colnames else np.full(len(table), np.nan))
+            with np.errstate(divide='ignore', invalid='ignore'):
+                snr = np.where(err > 0, np.minimum(fluxes[:, j] / err, SNR_CAP), np.nan)
+            cols.append(np.log10(snr) + 0 * ref)
     X = np.column_stack(cols) if cols else np.empty((len(table), 0))
     return X, feature_names(bands=names, include_intensity=include_intensity,
-                            include_scale=include_scale, colours=colours)
+                            include_scale=include_scale, colours=colours,
+                            include_snr=include_snr)

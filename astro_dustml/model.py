@@ -3,22 +3,32 @@ The dust-property model: a mean and an uncertainty per target.
 
 For each target (``sLd``, ``sMd``, ``Td``) a `DustModel` holds
 
-- a scikit-learn random forest for the mean (Dobbels & Baes 2021, Sect. 2.3);
+- for the mean, a ridge regression on the colours (a missing colour is
+  filled with its training mean and flagged by an indicator) and a
+  scikit-learn random forest (Dobbels & Baes 2021, Sect. 2.3) fitted to its
+  residuals: the targets are close to linear in the colours, which a forest
+  of a few hundred galaxies can only approximate in steps;
 - an xgboost model of ``log sigma`` fitted with a Gaussian negative
   log-likelihood objective on out-of-fold residuals of the mean model, then
-  recalibrated on a held-out split of galaxies so that the weighted mean chi^2
-  of the residuals is one (Dobbels et al. 2020).
+  recalibrated on held-out galaxies so that the weighted mean chi^2 of the
+  residuals of their observed band sets is one (Dobbels et al. 2020).
 
-Bands are dropped at random, by instrument, in training (each galaxy enters
-with its observed bands plus ``n_dropout`` copies with some instruments
-removed), so the model predicts whenever WISE 3.4 micron and at least
-``min_bands`` bands in total are present, and its uncertainty grows when it
-has fewer bands to go on.
+Bands are dropped at random in training: each galaxy enters with its
+observed bands plus ``n_dropout`` copies that alternate between removing
+whole instruments and removing single bands.  The copies teach the
+uncertainty model how much worse the mean gets without those bands, and
+train a second, *dropout* mean; the *full-band* mean is trained on the
+observed rows alone, which the copies would cost accuracy.  A row that lacks
+a core band (one that at least 97% of the training rows have) is predicted by
+the dropout mean, any other row by the full-band mean.  So the model predicts
+whenever WISE 3.4 micron and at least ``min_bands`` bands in total are
+present, and its uncertainty grows when it has fewer bands to go on.
 
 A fitted model is saved as a folder of portable files, never pickle: the
-forest's tree arrays in ``.npz``, each xgboost model in its own UBJSON format
-and a ``model.json`` card (bands, features, targets, training sample, metrics,
-library versions and the SHA-256 of every file), verified on loading.
+forests' tree arrays and the ridge coefficients in ``.npz``, each xgboost
+model in its own UBJSON format and a ``model.json`` card (bands, features,
+targets, training sample, metrics, library versions and the SHA-256 of every
+file), verified on loading.
 """
 
 import hashlib
@@ -37,19 +47,24 @@ from astropy.table import QTable
 from scipy.optimize import brentq
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import GroupKFold
+from sklearn.preprocessing import StandardScaler
 
 from . import __version__
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .exceptions import ModelIntegrityError, OutOfDomainWarning
-from .features import _canonical_bands, _feature_bands, make_features, valid_bands
+from .features import SNR_PREFIX, _canonical_bands, _feature_bands, make_features, valid_bands
 
 __all__ = ['DustModel', 'TARGET_UNITS', 'group_weights']
 
 TARGET_UNITS = {'sLd': u.dex, 'sMd': u.dex, 'Td': u.K}
 """Units of the standard targets (others keep the unit of their column)."""
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+# bands present in at least this fraction of the training rows are core bands:
+# a row without one goes to the dropout mean
+_CORE_FRACTION = 0.97
 _CARD = 'model.json'
 _CHUNK = 20000
 
@@ -160,6 +175,35 @@ def _forest_predict(forest, X):
     return out
 
 
+# --- ridge regression as plain arrays ------------------------------------------
+
+def _fit_linear(X, y, w):
+    """
+    Ridge regression on ``X`` with NaN filled by the column mean plus one
+    missing-value indicator per column, as arrays `_linear_predict` applies.
+    """
+    w = w / w.mean()  # RidgeCV's alphas are relative to the total weight
+    finite = np.isfinite(X)
+    with np.errstate(invalid='ignore'), warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)  # all-NaN columns
+        lo, hi, fill = np.nanmin(X, axis=0), np.nanmax(X, axis=0), np.nanmean(X, axis=0)
+    lo, hi, fill = (np.nan_to_num(a) for a in (lo, hi, fill))
+    Z = np.column_stack([np.where(finite, X, fill), ~finite])
+    scaler = StandardScaler().fit(Z, sample_weight=w)
+    ridge = RidgeCV(alphas=np.logspace(0, 4, 9)).fit(scaler.transform(Z), y, sample_weight=w)
+    coef = ridge.coef_ / scaler.scale_
+    return {'linear_lo': lo, 'linear_hi': hi, 'linear_fill': fill, 'linear_coef': coef,
+            'linear_intercept': np.atleast_1d(ridge.intercept_ - coef @ scaler.mean_)}
+
+
+def _linear_predict(linear, X):
+    """Ridge prediction; features are clipped to the training range so it never extrapolates."""
+    X = np.clip(X, linear['linear_lo'], linear['linear_hi'])
+    finite = np.isfinite(X)
+    Z = np.column_stack([np.where(finite, X, linear['linear_fill']), ~finite])
+    return Z @ linear['linear_coef'] + linear['linear_intercept'][0]
+
+
 class DustModel(BaseEstimator):
     """
     Predict dust properties, with uncertainties, from UV to mid-infrared SEDs.
@@ -175,12 +219,19 @@ class DustModel(BaseEstimator):
     colours : {'reference', 'neighbours'}, optional
         Feature set (see `~astro_dustml.features.make_features`):
         ``'neighbours'`` adds the colours between neighbouring bands.
+    include_snr : bool, optional
+        Use the log signal-to-noise ratio of every band as features (needs
+        ``<band>_err`` columns; they are not used by the ridge regression).
+    linear_base : bool, optional
+        Fit a ridge regression on the features first and the forest to its
+        residuals; ``False`` gives a plain random forest.
     n_estimators, max_depth, min_samples_leaf, max_features : optional
         Random forest settings (`~sklearn.ensemble.RandomForestRegressor`);
         they also set the size of a saved model.
     band_dropout : float, optional
         Probability that an instrument (GALEX, SDSS, 2MASS, the WISE bands
-        other than 3.4 micron, IRAC) is removed in a training copy.
+        other than 3.4 micron, IRAC) is removed in the even-numbered training
+        copies, and that a single band is removed in the odd-numbered ones.
     n_dropout : int, optional
         Number of band-dropout copies of each training row (0 disables).
     min_bands : int, optional
@@ -198,10 +249,11 @@ class DustModel(BaseEstimator):
     bad_flags : int, optional
         `astro_dustml.sed` flag bits that make a band missing; default
         ``FLAG_MASKED | FLAG_MISSING``.
-    error_weighting : bool, optional
+    error_weighting : float, optional
         Down-weight training rows with uncertain targets: weights times
-        ``1 / (1 + (err / median(err))**2)`` from the ``<target>_err`` column
-        (the uncertainty model still sees every residual at full weight).
+        ``1 / (1 + (err / (error_weighting * median(err)))**2)`` from the
+        ``<target>_err`` column (the uncertainty model still sees every
+        residual at full weight); None (default) disables it.
     target_errors : bool, optional
         Fit the uncertainty model to the total variance
         ``sigma**2 + err**2`` of each out-of-fold residual, with ``err`` the
@@ -245,16 +297,19 @@ class DustModel(BaseEstimator):
     """
 
     def __init__(self, *, bands=INPUT_BANDS, include_intensity=True, include_scale=False,
-                 colours='reference', n_estimators=100,
+                 colours='reference', include_snr=False, linear_base=True,
+                 n_estimators=100,
                  max_depth=14, min_samples_leaf=3, max_features=0.5, band_dropout=0.3,
                  n_dropout=2, min_bands=3, sigma_rounds=300, sigma_depth=3,
                  sigma_learning_rate=0.1, n_inner_splits=4,
-                 min_snr=None, bad_flags=None, error_weighting=False, target_errors=False,
+                 min_snr=None, bad_flags=None, error_weighting=None, target_errors=False,
                  random_state=0, n_jobs=1):
         self.bands = bands
         self.include_intensity = include_intensity
         self.include_scale = include_scale
         self.colours = colours
+        self.include_snr = include_snr
+        self.linear_base = linear_base
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
@@ -284,7 +339,7 @@ class DustModel(BaseEstimator):
         X, names = make_features(table, bands=bands,
                                  include_intensity=self.include_intensity,
                                  include_scale=self.include_scale, colours=self.colours,
-                                 min_snr=self.min_snr, **kw)
+                                 include_snr=self.include_snr, min_snr=self.min_snr, **kw)
         valid = valid_bands(table, bands=bands, min_snr=self.min_snr, **kw)
         return X, names, valid
 
@@ -299,19 +354,23 @@ class DustModel(BaseEstimator):
         return np.column_stack([X, n_bands]).astype(np.float32)
 
     def _augment(self, X, valid, weight, groups, rng):
-        """Original rows plus ``n_dropout`` copies with random instruments removed."""
+        """Original rows plus ``n_dropout`` copies with random instruments or bands removed."""
         bands = self._band_names()
         uses = _feature_bands(bands=bands, include_intensity=self.include_intensity,
-                              include_scale=self.include_scale, colours=self.colours)
+                              include_scale=self.include_scale, colours=self.colours,
+                              include_snr=self.include_snr)
         columns_of = {b: [i for i, used in enumerate(uses) if b in used] for b in bands}
         instruments = {}
         for b in bands:
             if b != REFERENCE_BAND:
                 instruments.setdefault(get_band(b).instrument, []).append(b)
         Xs, vs, ws, gs, src = [X], [valid], [weight], [groups], [np.arange(len(X))]
-        for _ in range(self.n_dropout):
+        # copies alternate between dropping whole instruments (coverage) and
+        # single bands (a faint band with a non-positive flux, a masked band)
+        units = [[b] for b in bands if b != REFERENCE_BAND]
+        for i in range(self.n_dropout):
             Xc, vc = X.copy(), valid.copy()
-            for members in instruments.values():
+            for members in (instruments.values() if i % 2 == 0 else units):
                 drop = rng.random(len(X)) < self.band_dropout
                 for b in members:
                     Xc[np.ix_(drop, columns_of[b])] = np.nan
@@ -325,14 +384,61 @@ class DustModel(BaseEstimator):
             gs.append(groups)
             src.append(np.arange(len(X)))
         scale = 1.0 / (1 + self.n_dropout)
+        copy = np.arange(len(X) * (1 + self.n_dropout)) >= len(X)
         return (np.concatenate(Xs), np.concatenate(vs), np.concatenate(ws) * scale,
-                np.concatenate(gs), np.concatenate(src))
+                np.concatenate(gs), np.concatenate(src), copy)
 
     def _forest(self, seed):
         return RandomForestRegressor(
             n_estimators=self.n_estimators, max_depth=self.max_depth,
             min_samples_leaf=self.min_samples_leaf, max_features=self.max_features,
             random_state=seed, n_jobs=self.n_jobs)
+
+    def _fit_mean(self, X, y, w, seed):
+        """
+        The mean model as arrays: forest tree arrays, plus ridge arrays if
+        ``linear_base``, and the range of the training targets.
+        """
+        mean = {'target_range': np.array([y.min(), y.max()])}
+        if self.linear_base:
+            columns = np.array([not f.startswith(SNR_PREFIX) for f in self.features_])
+            mean.update(_fit_linear(X[:, columns], y, w))
+            mean['linear_columns'] = np.flatnonzero(columns)
+            y = y - _linear_predict(mean, X[:, columns])
+        forest = self._forest(seed).fit(X.astype(np.float32), y, sample_weight=w)
+        return {**_export_forest(forest), **mean}
+
+    @staticmethod
+    def _predict_mean(mean, X):
+        out = _forest_predict(mean, X)
+        if 'linear_columns' in mean:
+            # an SED off the training manifold can push the ridge far out
+            out = np.clip(out + _linear_predict(mean, X[:, mean['linear_columns']]),
+                          *mean['target_range'])
+        return out
+
+    def _fit_means(self, X, y, w, copy, seed):
+        """
+        The full-band mean, trained on the observed rows only (band-dropout
+        copies cost it accuracy), and with band dropout the dropout mean,
+        trained on every row, for rows that lack a core band.
+        """
+        means = {'full': self._fit_mean(X[~copy], y[~copy], w[~copy], seed)}
+        if copy.any():
+            means['dropout'] = self._fit_mean(X, y, w, seed + 500)
+        return means
+
+    def _predict_means(self, means, X, full):
+        if 'dropout' not in means:
+            return self._predict_mean(means['full'], X)
+        out = np.empty(len(X))
+        out[full] = self._predict_mean(means['full'], X[full])
+        out[~full] = self._predict_mean(means['dropout'], X[~full])
+        return out
+
+    def _full_band_rows(self, valid):
+        """Rows with every core band: the full-band mean predicts them."""
+        return valid[:, [self.bands_.index(b) for b in self.core_bands_]].all(axis=1)
 
     def _xgb_params(self, seed):
         return {'max_depth': self.sigma_depth, 'eta': self.sigma_learning_rate,
@@ -379,13 +485,16 @@ class DustModel(BaseEstimator):
                 f'{self.min_bands} bands; a model needs at least {2 * self.n_inner_splits}: '
                 'add rows or lower min_bands.')
         rng = np.random.default_rng(self.random_state)
-        Xa, va, wa, ga, src = self._augment(X[usable], valid[usable], weight[usable],
-                                            groups[usable], rng)
+        Xa, va, wa, ga, src, copy = self._augment(X[usable], valid[usable], weight[usable],
+                                                  groups[usable], rng)
         nb = va.sum(axis=1)
         self.features_ = names
         self.bands_ = bands
+        self.core_bands_ = [b for b, f in zip(bands, valid[usable].mean(axis=0))
+                            if f >= _CORE_FRACTION]
+        full = self._full_band_rows(va)
         self.targets_ = {}
-        self.forests_ = {}
+        self.means_ = {}
         self.boosters_ = {}
         self.calibration_ = {}
         counts = {}
@@ -401,25 +510,26 @@ class DustModel(BaseEstimator):
             self.targets_[target] = unit
             seed = self.random_state + 1000 * k
             Xt, yt, wt, gt, nbt = Xa[ok], y[ok], wa[ok], ga[ok], nb[ok]
+            copy_t, full_t = copy[ok], full[ok]
             wt = wt / wt.mean()
             wmean = wt
             var_target = np.zeros(len(yt))
-            if (self.error_weighting or self.target_errors) and f'{target}_err' in table.colnames:
+            if ((self.error_weighting is not None or self.target_errors)
+                    and f'{target}_err' in table.colnames):
                 yerr = _target_values(table, f'{target}_err')[0][usable][src][ok]
                 if self.target_errors:
                     var_target = np.where(np.isfinite(yerr), yerr, 0.0) ** 2
                 yerr = np.where(np.isfinite(yerr), yerr, np.nanmax(yerr))
-            if self.error_weighting and f'{target}_err' in table.colnames:
-                wmean = wt / (1 + (yerr / np.median(yerr)) ** 2)
+            if self.error_weighting is not None and f'{target}_err' in table.colnames:
+                wmean = wt / (1 + (yerr / (self.error_weighting * np.median(yerr))) ** 2)
                 wmean = wmean / wmean.mean()
             counts[target] = {'n_rows': int(np.isfinite(y_all[usable]).sum()),
                               'n_galaxies': int(len(np.unique(groups[usable][
                                   np.isfinite(y_all[usable])])))}
-            residual = self._oof_residuals(Xt, yt, wmean, gt, seed)
+            residual = self._oof_residuals(Xt, yt, wmean, gt, copy_t, full_t, seed)
             self.boosters_[target], self.calibration_[target] = self._fit_sigma(
-                self._sigma_inputs(Xt, nbt), residual, wt, gt, seed, var_target)
-            forest = self._forest(seed).fit(Xt.astype(np.float32), yt, sample_weight=wmean)
-            self.forests_[target] = _export_forest(forest)
+                self._sigma_inputs(Xt, nbt), residual, wt, gt, seed, var_target, ~copy_t)
+            self.means_[target] = self._fit_means(Xt, yt, wmean, copy_t, seed)
         finite = X[usable]
         with np.errstate(invalid='ignore'):
             self.feature_min_ = np.nanmin(np.where(np.isfinite(finite), finite, np.nan), axis=0)
@@ -427,29 +537,29 @@ class DustModel(BaseEstimator):
         self.card = self._make_card(groups[usable], counts)
         return self
 
-    def _oof_residuals(self, X, y, w, groups, seed):
-        """Residuals of the mean model on galaxies it was not trained on."""
+    def _oof_residuals(self, X, y, w, groups, copy, full, seed):
+        """Residuals of the mean models on galaxies they were not trained on."""
         pred = np.full(len(y), np.nan)
         folds = GroupKFold(n_splits=self.n_inner_splits)
         for i, (train, test) in enumerate(folds.split(X, y, _shuffled_groups(groups, seed))):
-            forest = self._forest(seed + i + 1)
-            forest.fit(X[train].astype(np.float32), y[train], sample_weight=w[train])
-            pred[test] = forest.predict(X[test].astype(np.float32))
+            means = self._fit_means(X[train], y[train], w[train], copy[train], seed + i + 1)
+            pred[test] = self._predict_means(means, X[test], full[test])
         return y - pred
 
-    def _fit_sigma(self, Xs, residual, w, groups, seed, var_target=None):
+    def _fit_sigma(self, Xs, residual, w, groups, seed, var_target, observed):
         """
         Gaussian-NLL boosting of log sigma on out-of-fold residuals.
 
         One booster per grouped fold, each early-stopped on its held-out
-        galaxies; the pooled held-out chi^2 of all folds sets the calibration
-        scale (so every galaxy serves once as validation), and predictions
-        average the boosters' log sigma.  With ``var_target`` (the variance of
+        galaxies; the pooled held-out chi^2 of the ``observed`` rows (not the
+        band-dropout copies) of all folds sets the calibration scale (so every
+        galaxy serves once as validation), and predictions average the
+        boosters' log sigma.  With ``var_target`` (the variance of
         each target value) the likelihood is that of the total variance
         ``sigma**2 + var_target``.
         """
         r2 = residual ** 2
-        e2 = np.zeros(len(r2)) if var_target is None else np.asarray(var_target, float)
+        e2 = np.asarray(var_target, float)
         # start from the typical residual, not the RMS: a few huge residuals (of
         # copies with bands dropped) would otherwise leave the good rows too wide;
         # for Gaussian residuals E[log r^2] = log sigma^2 - 1.27
@@ -498,6 +608,7 @@ class DustModel(BaseEstimator):
             held_out[cal] = booster.predict(dcal, output_margin=True)
             boosters.append(booster)
         sig2 = np.exp(2 * held_out)
+        w, r2, sig2, e2 = w[observed], r2[observed], sig2[observed], e2[observed]
         chi2 = np.sum(w * r2 / (sig2 + e2)) / np.sum(w)
         scale = np.sqrt(chi2)
         if np.any(e2 > 0):
@@ -524,6 +635,7 @@ class DustModel(BaseEstimator):
             'bands': list(self.bands_),
             'reference_band': REFERENCE_BAND,
             'min_bands': int(self.min_bands),
+            'core_bands': list(self.core_bands_),
             'features': list(self.features_),
             'targets': {t: unit.to_string() for t, unit in self.targets_.items()},
             'params': params,
@@ -538,7 +650,7 @@ class DustModel(BaseEstimator):
     # --- prediction -----------------------------------------------------------------
 
     def _check_fitted(self):
-        if not hasattr(self, 'forests_'):
+        if not hasattr(self, 'means_'):
             raise RuntimeError('this DustModel is not fitted yet: call fit() or '
                                'DustModel.load() first.')
 
@@ -575,11 +687,12 @@ class DustModel(BaseEstimator):
         out = QTable()
         Xok = X[ok]
         Xs = self._sigma_inputs(Xok, n_bands[ok])
+        full = self._full_band_rows(valid[ok])
         for target, unit in self.targets_.items():
             mean = np.full(len(X), np.nan)
             err = np.full(len(X), np.nan)
             if ok.any():
-                mean[ok] = _forest_predict(self.forests_[target], Xok)
+                mean[ok] = self._predict_means(self.means_[target], Xok, full)
                 cal = self.calibration_[target]
                 dm = xgb.DMatrix(Xs, base_margin=np.full(len(Xs), cal['base_log_sigma']),
                                  missing=np.nan, nthread=self.n_jobs)
@@ -623,9 +736,10 @@ class DustModel(BaseEstimator):
         path.mkdir(parents=True, exist_ok=True)
         files = {}
         for target in self.targets_:
-            name = f'mean_{target}.npz'
-            np.savez_compressed(path / name, **self.forests_[target])
-            files[name] = _sha256(path / name)
+            for kind, arrays in self.means_[target].items():
+                name = f'mean_{target}.npz' if kind == 'full' else f'mean_{target}_{kind}.npz'
+                np.savez_compressed(path / name, **arrays)
+                files[name] = _sha256(path / name)
             for i, booster in enumerate(self.boosters_[target]):
                 name = f'sigma_{target}_{i}.ubj'
                 booster.save_model(str(path / name))
@@ -687,13 +801,18 @@ class DustModel(BaseEstimator):
         model.card = card
         model.bands_ = list(card['bands'])
         model.features_ = list(card['features'])
+        model.core_bands_ = list(card['core_bands'])
         model.targets_ = {t: u.Unit(unit) for t, unit in card['targets'].items()}
         model.calibration_ = card['calibration']
         try:
-            model.forests_, model.boosters_ = {}, {}
+            model.means_, model.boosters_ = {}, {}
             for target in model.targets_:
-                with np.load(io.BytesIO(blobs[f'mean_{target}.npz'])) as npz:
-                    model.forests_[target] = {k: npz[k] for k in npz.files}
+                model.means_[target] = {}
+                for kind in ('full', 'dropout'):
+                    name = f'mean_{target}.npz' if kind == 'full' else f'mean_{target}_{kind}.npz'
+                    if kind == 'full' or name in blobs:
+                        with np.load(io.BytesIO(blobs[name])) as npz:
+                            model.means_[target][kind] = {k: npz[k] for k in npz.files}
                 model.boosters_[target] = []
                 for i in range(len(card['calibration'][target]['n_rounds'])):
                     booster = xgb.Booster(params={'nthread': model.n_jobs})

@@ -299,8 +299,10 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
         quadrature; the last two are correlated over the whole map. ``mask``
         is True at NaN pixels (and wherever the input was masked). ``meta``
         holds ``'band'``, ``'psf_fwhm'``, ``'background_rms'``, ``'sky'``,
-        ``'ebv'``, ``'ebv_err'``, ``'extinction_factor'``, ``'galaxy_region'``
-        and ``'input_unit'``.
+        ``'ebv'``, ``'ebv_err'``, ``'extinction_factor'``, ``'galaxy_region'``,
+        ``'input_unit'`` and ``'systematic_error'`` (the fractional
+        calibration and extinction error, which `~astro_dustml.psf.match_psf`
+        keeps out of its noise averaging).
 
     Raises
     ------
@@ -376,7 +378,8 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
     meta.update(band=band.name, psf_fwhm=fwhm,
                 background_rms=rms * factor * ext_factor * OUTPUT_UNIT,
                 sky=sky_params, ebv=ebv_value, ebv_err=ebv_error,
-                extinction_factor=ext_factor, galaxy_region=region, input_unit=in_unit)
+                extinction_factor=ext_factor, galaxy_region=region, input_unit=in_unit,
+                systematic_error=float(np.hypot(band.calibration_error, ext_frac)))
     return CCDData(data, unit=OUTPUT_UNIT, wcs=wcs, mask=bad,
                    uncertainty=StdDevUncertainty(uncertainty), meta=meta)
 

@@ -482,7 +482,10 @@ def match_psf(image, target, *, kernel=None, source=None, window=None,
     pixels that were NaN stay NaN and masked.  The variance is convolved
     with the squared kernel, so the per-pixel uncertainty is exact for
     independent input noise (the output noise is correlated on the scale of
-    the target PSF).
+    the target PSF).  A fractional error common to the whole map (calibration
+    and extinction, ``meta['systematic_error']`` as `prepare_image` sets it)
+    is taken out first and added back after: convolution does not average
+    it down.
 
     Parameters
     ----------
@@ -554,7 +557,8 @@ def match_psf(image, target, *, kernel=None, source=None, window=None,
         made = make_matching_kernel(src_spec, target, pixel_scale=pixel_scale, window=window,
                                     regularization=regularization, psf_dir=psf_dir)
         kernel_arr, quality = made.data, made.meta['quality']
-    data, variance, mask = _convolve(image, kernel_arr, min_coverage)
+    data, variance, mask = _convolve(image, kernel_arr, min_coverage,
+                                     image.meta.get('systematic_error', 0.0))
     out = CCDData(data, unit=image.unit, wcs=image.wcs.deepcopy(), meta=dict(image.meta),
                   uncertainty=None if variance is None else StdDevUncertainty(np.sqrt(variance)),
                   mask=mask)
@@ -580,7 +584,7 @@ def _user_kernel(kernel, pixel_scale):
     return _normalised(array, 'kernel')
 
 
-def _convolve(image, kernel, min_coverage):
+def _convolve(image, kernel, min_coverage, systematic):
     data = np.asarray(image.data, dtype=float)
     nan = ~np.isfinite(data)
     bad = _bad_pixels(data, image.mask)
@@ -595,10 +599,12 @@ def _convolve(image, kernel, min_coverage):
         result = convolve_fft(filled, kernel, **kwargs) / coverage
     variance = None
     if image.uncertainty is not None:
-        var = np.where(bad, 0.0, np.asarray(image.uncertainty.array, dtype=float) ** 2)
-        var = np.nan_to_num(var, nan=0.0)
+        var = np.asarray(image.uncertainty.array, dtype=float) ** 2
+        var = np.maximum(var - (systematic * filled) ** 2, 0.0)  # the independent part
+        var = np.nan_to_num(np.where(bad, 0.0, var), nan=0.0)
         with np.errstate(invalid='ignore', divide='ignore'):
-            variance = convolve_fft(var, kernel ** 2, **kwargs) / coverage ** 2
+            variance = (convolve_fft(var, kernel ** 2, **kwargs) / coverage ** 2
+                        + (systematic * result) ** 2)
     mask = (coverage < min_coverage) | nan
     result[nan] = np.nan
     result[coverage <= 0] = np.nan

@@ -36,14 +36,16 @@ MODEL_SETTINGS = dict(n_estimators=100, max_depth=14, min_samples_leaf=3, max_fe
 
 # Per-model settings on top of MODEL_SETTINGS, kept only where they improved the
 # grouped CV of benchmarks/accuracy_dustpedia.py (docs/ml.rst has the numbers):
-# the neighbouring-band colours help the observed-flux model (sMd, and Td of the
-# well-constrained galaxies), not the pcigale-flux one. The default model is
-# applied to pixels, whose WISE 3.4 intensities reach far above any galaxy's
-# aperture average (a bright centre would be out of its domain), so it is
-# trained on colours alone, at a cost within the bootstrap errors.
+# the neighbouring-band colours and the signal-to-noise ratios help the
+# observed-flux model, not the pcigale-flux one (whose fluxes are fits, not
+# measurements). The default model is applied to pixels, whose WISE 3.4
+# intensities reach far above any galaxy's aperture average (a bright centre
+# would be out of its domain), so it is trained without the intensity, at a
+# cost within the bootstrap errors.
 MODELS = {
     'dustpedia-global': dict(
-        cigale_fluxes=False, settings={'colours': 'neighbours', 'include_intensity': False},
+        cigale_fluxes=False, settings={'colours': 'neighbours', 'include_intensity': False,
+                                       'include_snr': True},
         description='Global DustPedia model: observed aperture fluxes (Clark et al. 2018) of '
                     'the 18 UV-MIR bands -> sLd, sMd, Td of the Nersesian et al. (2019) '
                     'CIGALE catalogue.'),

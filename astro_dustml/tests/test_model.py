@@ -7,9 +7,14 @@ import numpy as np
 import pytest
 from astropy.table import QTable
 from sklearn.ensemble import RandomForestRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from astro_dustml.exceptions import ModelIntegrityError, OutOfDomainWarning
-from astro_dustml.model import DustModel, _export_forest, _forest_predict, group_weights
+from astro_dustml.model import (DustModel, _export_forest, _fit_linear, _forest_predict,
+                                _linear_predict, group_weights)
 from astro_dustml.sed import FLAG_MISSING
 
 BANDS = ['WISE_3.4', 'WISE_4.6', 'Spitzer_4.5', 'WISE_12', '2MASS_Ks']
@@ -102,7 +107,9 @@ def test_out_of_domain_and_minimum_bands(fitted):
     with pytest.warns(OutOfDomainWarning, match='3 of 3 rows'):
         pred = model.predict(test)
     assert list(pred['out_of_domain']) == [True, True, True]
-    assert np.isfinite(pred['Td'][0])
+    # an SED far off the training manifold stays within the training targets
+    _, train = fitted
+    assert train['Td'].min() <= pred['Td'][0] <= train['Td'].max()
     assert np.isnan(pred['Td'][1]) and np.isnan(pred['Td_err'][2])
     assert list(pred['n_bands']) == [5, 1, 4]
 
@@ -128,6 +135,30 @@ def test_forest_arrays_match_sklearn():
                                forest.predict(Xt), rtol=0, atol=1e-12)
 
 
+def test_ridge_arrays_match_sklearn_and_recover_a_plane():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 3))
+    y = 2 + 3 * X[:, 0] - X[:, 1]
+    X[rng.random(X.shape) < 0.2] = np.nan
+    linear = _fit_linear(X, y, np.ones(len(y)))
+    # the same model as an sklearn pipeline: mean imputation with indicators
+    pipe = make_pipeline(SimpleImputer(add_indicator=True), StandardScaler(),
+                         RidgeCV(alphas=np.logspace(0, 4, 9))).fit(X, y)
+    Xt = rng.normal(size=(300, 3))
+    Xt[rng.random(Xt.shape) < 0.2] = np.nan
+    # ... on inputs clipped to the training range
+    inside = np.clip(Xt, np.nanmin(X, axis=0), np.nanmax(X, axis=0))
+    np.testing.assert_allclose(_linear_predict(linear, Xt), pipe.predict(inside), atol=1e-10)
+    # from complete rows it recovers the plane, up to the ridge's small shrinkage
+    complete = np.isfinite(X).all(axis=1)
+    plane = _fit_linear(X[complete], y[complete], np.ones(complete.sum()))
+    good = np.all(np.isfinite(Xt) & (Xt == np.clip(Xt, plane['linear_lo'], plane['linear_hi'])),
+                  axis=1)
+    truth = 2 + 3 * Xt[good, 0] - Xt[good, 1]
+    assert good.sum() > 100
+    assert np.max(np.abs(_linear_predict(plane, Xt[good]) - truth)) < 0.05
+
+
 def test_save_load_bit_identical(fitted, tmp_path):
     model, _ = fitted
     test = _mock(500, 5)
@@ -147,6 +178,7 @@ def test_save_load_bit_identical(fitted, tmp_path):
     assert card['features'][-1] == 'log_WISE_3.4_intensity'
     assert {'numpy', 'scikit-learn', 'xgboost', 'astropy'} <= set(card['versions'])
     assert set(card['files']) == {p.name for p in path.iterdir()} - {'model.json'}
+    assert {'mean_Td.npz', 'mean_Td_dropout.npz'} <= set(card['files'])
     assert all(len(h) == 64 for h in card['files'].values())
     with pytest.raises(FileExistsError, match='overwrite=True'):
         model.save(path)
@@ -183,17 +215,20 @@ def test_unfitted_and_bad_inputs():
         _model().fit(_mock(20, 0), targets=['sMd'], groups='galaxy')
 
 
-def test_neighbour_colours_follow_band_dropout():
-    """A dropped band removes every feature that uses it, neighbour colours included."""
+def test_features_follow_band_dropout():
+    """A dropped band removes every feature that uses it: colours and signal-to-noise."""
     train = _mock(60, 3)
-    model = _model(colours='neighbours', n_dropout=3, band_dropout=0.5)
+    model = _model(colours='neighbours', include_snr=True, n_dropout=3, band_dropout=0.5)
     X, names, valid = model._features(train)
-    assert names[-1] == 'log_WISE_4.6/WISE_12'
+    assert 'log_WISE_4.6/WISE_12' in names and names[-1] == 'log_snr_2MASS_Ks'
+    # the mock's errors are 1% of the flux: S/N 100, capped at 10
+    np.testing.assert_allclose(X[:, names.index('log_snr_WISE_12')], 1.0)
     rng = np.random.default_rng(0)
-    Xa, va, _, _, _ = model._augment(X, valid, np.ones(len(X)), np.asarray(train['galaxy']), rng)
+    Xa, va, *_ = model._augment(X, valid, np.ones(len(X)), np.asarray(train['galaxy']), rng)
     for j, name in enumerate(names):
-        used = [b for b in name.split('_', 1)[1].split('/') if b in BANDS and b != 'WISE_3.4']
-        assert used or 'intensity' in name
+        used = [b for b in name.removeprefix('log_snr_').removeprefix('log_').split('/')
+                if b in BANDS and b != 'WISE_3.4']
+        assert used or name in ('log_WISE_3.4_intensity', 'log_snr_WISE_3.4')
         for b in used:
             gone = ~va[:, BANDS.index(b)]
             assert np.all(np.isnan(Xa[gone, j])), (name, b)

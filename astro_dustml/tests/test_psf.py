@@ -55,6 +55,22 @@ def test_variance_propagation():
     assert np.std(inner) == pytest.approx(out.uncertainty.array[128, 128], rel=0.25)
 
 
+def test_calibration_error_is_not_averaged_down():
+    # noise 1 plus a 5% calibration error common to the whole map: after
+    # matching, the noise part shrinks as sqrt(sum k^2), the 5% does not
+    rng = np.random.default_rng(4)
+    flux = 100 + rng.normal(0, 1, (256, 256))
+    image = CCDData(flux, unit='MJy/sr', wcs=_wcs(1.375, 256),
+                    uncertainty=StdDevUncertainty(np.hypot(1.0, 0.05 * flux)),
+                    meta={'band': 'WISE_12', 'psf_fwhm': 6.6 * u.arcsec,
+                          'systematic_error': 0.05})
+    kernel = make_matching_kernel(6.6 * u.arcsec, 18.2 * u.arcsec, pixel_scale=1.375 * u.arcsec)
+    out = match_psf(image, 18.2 * u.arcsec)
+    expected = np.hypot(np.sqrt((kernel.data ** 2).sum()), 0.05 * out.data[128, 128])
+    assert out.uncertainty.array[128, 128] == pytest.approx(expected, rel=1e-6)
+    assert out.uncertainty.array[128, 128] / out.data[128, 128] > 0.05
+
+
 def test_masked_pixels_interpolated():
     image = _point_source(n=101)
     image.data[:] = 2.0
