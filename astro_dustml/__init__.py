@@ -62,8 +62,8 @@ conf = Conf()
 # first use (PEP 562) so that importing a light module such as
 # astro_dustml.bands does not import scikit-learn and xgboost.
 _ENTRY_POINTS = {
-    'estimate_dust_maps': 'estimate', 'read_dust_maps': 'estimate',
-    'write_dust_maps': 'estimate', 'DustModel': 'model', 'get_model': 'registry',
+    'estimate_dust_maps': 'estimate', 'read_dust_maps': 'dustmap_io',
+    'write_dust_maps': 'dustmap_io', 'DustModel': 'model', 'get_model': 'registry',
     'list_models': 'registry', 'download_models': 'registry',
     'plot_dust_maps': 'visualization'}
 __all__ += list(_ENTRY_POINTS)

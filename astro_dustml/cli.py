@@ -198,9 +198,12 @@ def _estimate(args):
     if args.plot:
         import matplotlib
         matplotlib.use('Agg')
-        from .visualization import plot_dust_maps
-        fig = plot_dust_maps(maps)
-        fig.savefig(args.plot, dpi=120)
+        from .bands import REFERENCE_BAND
+        from .io import read_images
+        from .visualization import save_dust_maps_figure
+        # The reference-band input (WISE 3.4 micron, always given) as context
+        images = read_images(args.images, bands=args.band)
+        save_dust_maps_figure(maps, args.plot, context=images[REFERENCE_BAND])
         print(f'wrote {args.plot}')
     return 0
 

@@ -14,23 +14,20 @@ boolean mask. ``maps.meta['flags']`` says why a pixel is masked (bits of
 `MAP_FLAGS`).
 """
 
-import json
 import warnings
 from collections.abc import Mapping
 
 import astropy.units as u
 import numpy as np
-from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
-from astropy.table import Table
 from astropy.utils.console import ProgressBar
-from astropy.wcs import WCS
 from ndcube import NDCollection
 
 from . import __version__, conf
 from . import stars as _stars
 from .align import align_images
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
+from .dustmap_io import read_dust_maps, write_dust_maps
 from .exceptions import AstroDustMLWarning, OutOfDomainWarning
 from .io import _parse_collection
 from .prepare import _parse_galaxy, prepare_images
@@ -51,8 +48,6 @@ MAP_FLAGS = {
     'OUT_OF_DOMAIN': 8,  # colours outside the training range, or too few bands
     'NO_PREDICTION': 16,  # the model returned no finite value
 }
-
-_FORMAT = 'astro_dustml dust maps'
 
 
 class _NoProgress:
@@ -375,145 +370,3 @@ def _make_maps(prediction, flags, y, x, wcs, shape):
                              uncertainty=StdDevUncertainty(sigma), mask=mask.copy(),
                              meta={'quantity': name})
     return maps, flags
-
-
-# FITS format ---------------------------------------------------------------
-
-
-def _to_json(value):
-    if isinstance(value, u.Quantity):
-        return {'__quantity__': _to_json(value.value), 'unit': value.unit.to_string()}
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(k): _to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_json(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
-def _from_json(value):
-    if isinstance(value, dict):
-        if set(value) == {'__quantity__', 'unit'}:
-            return u.Quantity(value['__quantity__'], u.Unit(value['unit']))
-        return {k: _from_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_json(v) for v in value]
-    return value
-
-
-def _meta_hdu(meta, name):
-    text = json.dumps(_to_json({k: v for k, v in meta.items() if k != 'flags'}))
-    return fits.BinTableHDU(Table({'json': [text]}), name=name)
-
-
-def write_dust_maps(maps, path, *, overwrite=False):
-    """
-    Write dust maps to a multi-extension FITS file.
-
-    Per map ``NAME`` three image extensions: ``NAME`` (values, ``BUNIT``
-    and the WCS in the header), ``NAME_ERR`` (1-sigma uncertainty) and
-    ``NAME_MASK`` (1 = masked); then ``FLAGS`` (bits of `MAP_FLAGS`) and
-    ``META`` (a one-row table holding the metadata as JSON). Read back with
-    `read_dust_maps`.
-
-    Parameters
-    ----------
-    maps : `~ndcube.NDCollection` or mapping
-        Output of `estimate_dust_maps`.
-    path : str or path-like
-        Output file.
-    overwrite : bool, optional
-        Replace an existing file.
-
-    Examples
-    --------
-    >>> import numpy as np, astropy.units as u
-    >>> from astropy.nddata import CCDData, StdDevUncertainty
-    >>> from astropy.wcs import WCS
-    >>> from astro_dustml.estimate import read_dust_maps, write_dust_maps
-    >>> wcs = WCS(naxis=2)
-    >>> wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
-    >>> td = CCDData(np.full((3, 3), 21.5), unit=u.K, wcs=wcs,
-    ...              uncertainty=StdDevUncertainty(np.ones((3, 3))),
-    ...              mask=np.eye(3, dtype=bool))
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), 'maps.fits')
-    >>> write_dust_maps({'Td': td}, path)
-    >>> back = read_dust_maps(path)
-    >>> back['Td'].unit, bool(back['Td'].mask[1, 1])
-    (Unit("K"), True)
-    """
-    hdus = [fits.PrimaryHDU()]
-    primary = hdus[0].header
-    primary['CONTENT'] = (_FORMAT, 'written by astro_dustml.write_dust_maps')
-    primary['DMLVERS'] = (__version__, 'astro_dustml version')
-    names = list(maps.keys())
-    primary['MAPS'] = (','.join(names), 'map extensions')
-    for name in names:
-        ndd = maps[name]
-        wcs_header = ndd.wcs.to_header(relax=True) if ndd.wcs is not None else fits.Header()
-        header = wcs_header.copy()
-        header['BUNIT'] = ndd.unit.to_string() if ndd.unit is not None else ''
-        hdus.append(fits.ImageHDU(np.asarray(ndd.data), header=header, name=name))
-        if ndd.uncertainty is not None:
-            err = ndd.uncertainty.represent_as(StdDevUncertainty).array
-            hdus.append(fits.ImageHDU(np.asarray(err), header=header, name=f'{name}_ERR'))
-        if ndd.mask is not None:
-            hdus.append(fits.ImageHDU(np.asarray(ndd.mask, dtype=np.uint8), header=wcs_header,
-                                      name=f'{name}_MASK'))
-        hdus.append(_meta_hdu(dict(ndd.meta or {}), f'{name}_META'))
-    meta = dict(getattr(maps, 'meta', None) or {})
-    if meta.get('flags') is not None:
-        hdus.append(fits.ImageHDU(np.asarray(meta['flags'], dtype=np.int16), name='FLAGS'))
-    hdus.append(_meta_hdu(meta, 'META'))
-    fits.HDUList(hdus).writeto(path, overwrite=overwrite)
-
-
-def _read_meta(hdul, name):
-    if name not in hdul:
-        return {}
-    return _from_json(json.loads(hdul[name].data['json'][0]))
-
-
-def read_dust_maps(path):
-    """
-    Read dust maps written by `write_dust_maps`.
-
-    Parameters
-    ----------
-    path : str or path-like
-        File to read.
-
-    Returns
-    -------
-    maps : `~ndcube.NDCollection`
-        The same maps, uncertainties, masks, WCS, units and metadata.
-    """
-    with fits.open(path) as hdul:
-        if hdul[0].header.get('CONTENT') != _FORMAT:
-            raise ValueError(f'{path} is not a dust-map file written by '
-                             'astro_dustml.write_dust_maps (no CONTENT keyword).')
-        names = [n for n in hdul[0].header['MAPS'].split(',') if n]
-        members = []
-        for name in names:
-            header = hdul[name].header
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore', fits.verify.VerifyWarning)
-                wcs = WCS(header)
-            err = (StdDevUncertainty(np.array(hdul[f'{name}_ERR'].data))
-                   if f'{name}_ERR' in hdul else None)
-            mask = (np.array(hdul[f'{name}_MASK'].data, dtype=bool)
-                    if f'{name}_MASK' in hdul else None)
-            members.append((name, CCDData(np.array(hdul[name].data),
-                                          unit=u.Unit(header.get('BUNIT') or ''),
-                                          wcs=wcs, uncertainty=err, mask=mask,
-                                          meta=_read_meta(hdul, f'{name}_META'))))
-        meta = _read_meta(hdul, 'META')
-        if 'FLAGS' in hdul:
-            meta['flags'] = np.array(hdul['FLAGS'].data)
-    return NDCollection(members, aligned_axes='all', meta=meta)
