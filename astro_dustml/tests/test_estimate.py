@@ -17,7 +17,7 @@ from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from ndcube import NDCollection
 
 from astro_dustml import __version__
-from astro_dustml.estimate import MAP_FLAGS, estimate_dust_maps, read_dust_maps, write_dust_maps
+from astro_dustml.estimate import MAP_FLAGS, estimate_dust_maps
 from astro_dustml.exceptions import OutOfDomainWarning
 from astro_dustml.prepare import _parse_galaxy
 from astro_dustml.tests import _mock_training as mt
@@ -124,27 +124,6 @@ def test_inputs_not_modified(result):
         assert np.array_equal(image.data, data)
         assert image.mask is None and image.uncertainty is None
         assert set(image.meta) == set(meta)
-
-
-def test_fits_round_trip_exact(result, tmp_path):
-    _, maps, _, _ = result
-    path = tmp_path / 'maps.fits'
-    write_dust_maps(maps, path)
-    back = read_dust_maps(path)
-    assert list(back.keys()) == list(maps.keys())
-    for name in maps.keys():
-        a, b = maps[name], back[name]
-        assert np.array_equal(a.data, b.data, equal_nan=True)
-        assert np.array_equal(a.uncertainty.array, b.uncertainty.array, equal_nan=True)
-        assert np.array_equal(a.mask, b.mask)
-        assert a.unit == b.unit
-        assert a.wcs.to_header_string() == b.wcs.to_header_string()
-        assert a.meta == b.meta
-    assert np.array_equal(back.meta['flags'], maps.meta['flags'])
-    assert {k: v for k, v in back.meta.items() if k != 'flags'} == \
-        {k: v for k, v in maps.meta.items() if k != 'flags'}
-    with pytest.raises(OSError, match='overwrite'):
-        write_dust_maps(maps, path)
 
 
 def test_plot(result):

@@ -12,7 +12,6 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.wcs import WCS
 from matplotlib.patches import Ellipse
