@@ -200,7 +200,8 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
         limit, so that small variations of a nearly uniform sigma do not
         fill the colour scale.
     title : str, optional
-        Figure title; default: galaxy, model and resolution from the meta.
+        Figure title; default: galaxy (its name in the meta, else the
+        ``OBJECT`` of the context image's header), model and resolution.
     cmaps : dict, optional
         Colour map per name for the top row.
     uncertainty_cmap : str, optional
@@ -304,16 +305,23 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
         fig.legend(handles=handles, ncols=len(handles), frameon=False,
                    loc='outside lower center' if constrained else 'lower center')
     if title is None:
-        title = _default_title(meta, galaxy)
+        title = _default_title(meta, galaxy, context)
     if title:
         fig.suptitle(title)
     return fig
 
 
-def _default_title(meta, galaxy):
+def _object_name(context):
+    """The OBJECT keyword of the context image's FITS header, if any."""
+    image = context[0] if isinstance(context, (list, tuple)) and len(context) == 3 else context
+    header = (getattr(image, 'meta', None) or {}).get('header')
+    return header.get('OBJECT') if header is not None else None
+
+
+def _default_title(meta, galaxy, context):
     card = meta.get('model') or {}
     model = meta.get('model_name') or card.get('name')
-    parts = [_galaxy_name(galaxy) or '']
+    parts = [_galaxy_name(galaxy) or _object_name(context) or '']
     if model:
         parts.append(f'model {model}')
     fwhm = meta.get('psf_fwhm')

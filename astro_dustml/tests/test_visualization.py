@@ -12,6 +12,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 import pytest
+from astropy.io import fits
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.wcs import WCS
 from matplotlib.patches import Ellipse
@@ -130,6 +131,12 @@ def test_context_panel_and_rgb(maps):
     labels = [t.get_text() for ax in fig.axes if ax.get_legend()
               for t in ax.get_legend().get_texts()]
     assert 'galaxy ellipse' in labels
+    # Without a galaxy name in the meta, the title takes the context's OBJECT
+    nameless = NDCollection([(n, maps[n]) for n in maps.keys()], aligned_axes='all',
+                            meta=dict(maps.meta, galaxy=None))
+    image.meta['header'] = fits.Header({'OBJECT': 'NGC 4242'})
+    fig = plot_dust_maps(nameless, context=image)
+    assert fig._suptitle.get_text().startswith('NGC 4242')
     fig = plot_dust_maps(maps, context=[image, image, image])
     assert fig.axes[0].images[0].get_array().shape == (120, 120, 3)
     small = NDData(np.ones((5, 5)), wcs=_wcs())
