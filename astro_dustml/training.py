@@ -654,7 +654,7 @@ def build_training_table(galaxies, *, scales=('36arcsec', '25arcsec', '18arcsec'
     >>> print(summary['reason'][1])
     too small: semi-major axis 30 arcsec is smaller than the 36 arcsec pixel
     >>> table = read_training_table(output)
-    >>> sorted(set(table['galaxy'])), table['sMd'].unit
+    >>> sorted(set(table['galaxy'].tolist())), table['sMd'].unit
     (['mock1', 'mock2'], Unit("dex"))
     """
     output = Path(output)
