@@ -59,7 +59,7 @@ from astropy.table import QTable, Table
 
 from .align import _reproject
 from .bands import INPUT_BANDS, get_band
-from .estimate import _align, _mask_stars, _prepare, _progress
+from .estimate import _align, _check_reference, _mask_stars, _prepare, _progress
 from .exceptions import AstroDustMLWarning
 from .io import _parse_collection
 from .model import DustModel, group_weights
@@ -700,11 +700,13 @@ def build_training_table(galaxies, *, scales=('36arcsec', '25arcsec', '18arcsec'
                               for r in records])
         summary.meta.update(output=str(output) if written else None, n_rows=sink.n_rows)
         summary.write(summary_path, overwrite=True)
-    failed = sorted({r[0] for r in records if r[2] == 'failed'})
+    failed = [r for r in records if r[2] == 'failed']
     if failed:
-        warnings.warn(f'{len(failed)} galaxies failed (e.g. {", ".join(failed[:3])}); they '
-                      f'are left out of {output.name}; see the summary '
-                      f'({summary_path.name}) for the errors.', AstroDustMLWarning)
+        names = sorted({r[0] for r in failed})
+        warnings.warn(f'{len(failed)} galaxy entries or scales failed (e.g. '
+                      f'{", ".join(names[:3])}); what failed is left out of {output.name}; '
+                      f'see the summary ({summary_path.name}) for the errors.',
+                      AstroDustMLWarning)
     if not written:
         warnings.warn(f'No rows were written: no galaxy reached any scale ({summary_path.name} '
                       'says why); no Parquet file was made.', AstroDustMLWarning)
@@ -741,6 +743,7 @@ def _process(item, scales, default_truth, bands, include_global, dtype, sink, re
         if not todo and not include_global:
             return
         images = galaxy.load_images()
+        _check_reference(images)
         worst = max(u.Quantity(im.meta.get('psf_fwhm', get_band(b).fwhm)).to(u.arcsec)
                     for b, im in images.items())
         _, region, _ = _parse_galaxy(galaxy.geometry)

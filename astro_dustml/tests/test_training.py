@@ -1,0 +1,227 @@
+"""Tests of the multi-scale training tables (astro_dustml.training)."""
+
+import functools
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.table import QTable
+
+from astro_dustml.align import align_images
+from astro_dustml.datasets import make_mock_galaxy
+from astro_dustml.exceptions import AstroDustMLWarning
+from astro_dustml.model import DustModel
+from astro_dustml.prepare import prepare_images
+from astro_dustml.sed import make_pixel_table
+from astro_dustml.training import (SCALES, MapTruth, Scale, TrainingGalaxy, build_training_table,
+                                   cross_validate_resolved, fit_resolved, pixel_weights,
+                                   read_training_summary, read_training_table)
+
+BANDS = ('GALEX_NUV', 'SDSS_r', 'WISE_3.4', 'WISE_4.6', 'WISE_12')
+FOV = 1.5 * u.arcmin
+SEMIMAJOR = 30 * u.arcsec
+
+
+@functools.lru_cache(maxsize=None)
+def mock(seed, distance=10):
+    return make_mock_galaxy(bands=BANDS, seed=seed, fov=FOV, semimajor=SEMIMAJOR,
+                            distance=distance * u.Mpc, name=f'mock{seed}')
+
+
+def small_model(**kw):
+    return DustModel(bands=BANDS, n_estimators=10, n_dropout=0, sigma_rounds=20,
+                     n_inner_splits=2, include_scale=True, **kw)
+
+
+@pytest.fixture(scope='module')
+def survey(tmp_path_factory):
+    """Five mock galaxies at two angular scales and 1 kpc, in one Parquet file."""
+    path = tmp_path_factory.mktemp('survey') / 'pixels.parquet'
+    mocks = (mock(s) for s in range(1, 6))  # a generator: consumed one galaxy at a time
+    summary = build_training_table(mocks, scales=[8 * u.arcsec, 12 * u.arcsec, '1kpc'],
+                                   bands=BANDS, output=path, progress=False)
+    return path, summary
+
+
+def test_scales_of_the_paper():
+    # 1 kpc at 10 Mpc is 20.6 arcsec: the 18 arcsec far-infrared set reaches it
+    assert SCALES['1kpc'].angular_fwhm(10 * u.Mpc).to_value(u.arcsec) == pytest.approx(
+        1e3 / 10e6 * 206264.806, rel=1e-6)
+    assert 'SPIRE_350' not in SCALES['1kpc'].far_infrared(10 * u.Mpc)
+    # 3 kpc at 10 Mpc is 62 arcsec: every SPIRE band reaches it
+    assert 'SPIRE_500' in SCALES['3kpc'].far_infrared(10 * u.Mpc)
+    assert SCALES['25arcsec'].far_infrared() == ('PACS_70', 'PACS_100', 'PACS_160',
+                                                 'SPIRE_250', 'SPIRE_350')
+
+
+def _never_read():
+    raise AssertionError('the images of a skipped galaxy must not be read')
+
+
+def test_skip_rules(tmp_path):
+    """Too small for the pixel, too far for a physical scale: skipped with reasons."""
+    small = TrainingGalaxy(name='small', images=_never_read, distance=10 * u.Mpc,
+                           center=mock(1).galaxy['center'], semimajor=10 * u.arcsec)
+    # 1 kpc at 100 Mpc is 2.1 arcsec, finer than the 18 arcsec far-infrared limit
+    far = TrainingGalaxy(name='far', images=_never_read, distance=100 * u.Mpc,
+                         center=mock(1).galaxy['center'], semimajor=15 * u.arcsec)
+    with pytest.warns(AstroDustMLWarning, match='No rows were written'):
+        summary = build_training_table([small, far], scales=['18arcsec', '1kpc'],
+                                       output=tmp_path / 'none.parquet', progress=False)
+    assert not (tmp_path / 'none.parquet').exists()
+    rows = {(r['galaxy'], r['scale']): r for r in summary}
+    assert set(summary['status']) == {'skipped'}
+    assert rows['small', '18arcsec']['reason'].startswith('too small')
+    assert rows['far', '1kpc']['reason'].startswith('too far')
+    assert rows['far', '1kpc']['fwhm'] == pytest.approx(2.06, abs=0.01)
+    # The same summary sits beside the output
+    assert (tmp_path / 'none.summary.ecsv').exists()
+
+
+def test_skip_far_but_keep_near(tmp_path):
+    near, far = mock(1, 10), mock(2, 60)  # 1 kpc: 20.6 and 3.4 arcsec
+    summary = build_training_table([near, far], scales=['1kpc'], bands=BANDS,
+                                   output=tmp_path / 'p.parquet', progress=False)
+    assert summary['status'].tolist() == ['ok', 'skipped']
+    table = read_training_table(tmp_path / 'p.parquet')
+    assert set(table['galaxy']) == {'mock1'}
+    # the pixel is the scale: 1 kpc at 10 Mpc
+    assert np.allclose(table['pixel_scale_pc'].to_value(u.pc), 1000, rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_parquet_round_trip(survey):
+    import pandas as pd
+
+    path, summary = survey
+    table = read_training_table(path)
+    ok = summary[summary['status'] == 'ok']
+    assert len(table) == summary.meta['n_rows'] == ok['n_rows'].sum()
+    # the same pixels as the public chain gives for one galaxy and scale, in float32
+    m = mock(3)
+    aligned = align_images(prepare_images(m.images, galaxy=m.galaxy), target=12 * u.arcsec,
+                           pixel_scale=12 * u.arcsec)
+    direct = make_pixel_table(aligned, galaxy=m.galaxy)
+    rows = table[(table['galaxy'] == 'mock3') & (table['scale'] == '12arcsec')]
+    assert len(rows) == len(direct)
+    for band in BANDS:
+        np.testing.assert_allclose(rows[band].to_value(u.Jy), direct[band].to_value(u.Jy),
+                                   rtol=1e-6)
+        assert rows[band].dtype == np.float32
+    truth = m.truth_maps(aligned.meta['wcs'], aligned.meta['shape'], aligned.meta['psf_fwhm'])
+    y, x = np.asarray(direct['y']), np.asarray(direct['x'])
+    np.testing.assert_allclose(rows['Td'].to_value(u.K), truth['Td'][y, x].to_value(u.K),
+                               rtol=1e-6)
+    # astropy, pandas and a filtered, column-selected read agree
+    assert QTable.read(path)['sMd'].unit == u.dex
+    assert len(pd.read_parquet(path, columns=['galaxy', 'sLd'])) == len(table)
+    sub = read_training_table(path, columns=['WISE_3.4'], scales=['8arcsec'])
+    assert sub.colnames == ['galaxy', 'scale', 'WISE_3.4']
+    assert len(sub) == ok['n_rows'][ok['scale'] == '8arcsec'].sum()
+    stored = read_training_summary(path)
+    assert stored['status'].tolist() == summary['status'].tolist()
+
+
+def test_weights_per_galaxy_and_scale():
+    """A galaxy with 1e4 pixels counts as one with 10, at each scale."""
+    galaxy = ['big'] * 10000 + ['small'] * 10 + ['big'] * 10 + ['small'] * 10000
+    scale = ['18'] * 10010 + ['36'] * 10010
+    w = pixel_weights(QTable({'galaxy': galaxy, 'scale': scale}))
+    g, s = np.array(galaxy), np.array(scale)
+    for gal in ('big', 'small'):
+        for sc in ('18', '36'):
+            assert w[(g == gal) & (s == sc)].sum() == pytest.approx(1.0)
+
+
+def test_weights_in_the_fit():
+    """Colours that say nothing: the fit predicts the mean of the galaxies, not of the pixels."""
+    n = {'a': 10000, 'b': 10, 'c': 10000, 'd': 10}
+    target = {'a': 0.0, 'b': 1.0, 'c': 0.0, 'd': 1.0}
+    galaxy = np.concatenate([[g] * k for g, k in n.items()])
+    rows = len(galaxy)
+    # two colour vectors, alternating: every galaxy has half of its pixels at each
+    two = np.arange(rows) % 2
+    table = QTable({'galaxy': galaxy, 'scale': np.full(rows, '18arcsec'),
+                    'WISE_3.4': (1 + 0.1 * two) * u.Jy, 'WISE_4.6': (0.5 + 0.2 * two) * u.Jy,
+                    'WISE_12': (0.2 + 0.1 * two) * u.Jy,
+                    'pixel_area': np.full(rows, 1e-8) * u.sr,
+                    'pixel_scale_pc': (400 + 100 * two) * u.pc,
+                    'Td': np.array([target[g] for g in galaxy]) * u.K})
+    model = DustModel(bands=['WISE_3.4', 'WISE_4.6', 'WISE_12'], n_estimators=5,
+                      n_dropout=0, sigma_rounds=5, n_inner_splits=2, include_scale=True)
+    fit_resolved(table, ['Td'], model=model)
+    pred = model.predict(table[:2], warn=False)['Td'].to_value(u.K)
+    np.testing.assert_allclose(pred, 0.5, atol=0.02)  # unweighted: 20/20020 = 0.001
+
+
+@pytest.mark.slow
+def test_grouped_across_scales(survey):
+    path, _ = survey
+    table = read_training_table(path)
+    assert len(set(table['scale'])) == 3
+    result = cross_validate_resolved(table, ['sLd', 'Td'], model=small_model(), n_splits=3,
+                                     n_bootstrap=5)
+    galaxy = np.asarray(table['galaxy'])
+    for train, test in result.folds:
+        assert not set(galaxy[train]) & set(galaxy[test])
+    # every galaxy is tested once, with all its scales in the same fold
+    for g in set(galaxy):
+        assert len(set(result.predictions['fold'][galaxy == g])) == 1
+    assert set(result.per_scale['scale']) == {'8arcsec', '12arcsec', '1kpc'}
+    assert result.metrics['scale'].tolist() == ['all', 'all']
+    assert np.all(result.per_scale['n_galaxies'] == 5)
+
+
+def test_failures_recorded(tmp_path):
+    """A galaxy that cannot be read is reported, the others are written."""
+    broken = {'name': 'broken', 'images': {'WISE_12': mock(1).images['WISE_12']},
+              'distance': 10 * u.Mpc, 'center': mock(1).galaxy['center'],
+              'semimajor': SEMIMAJOR}
+    with pytest.warns(AstroDustMLWarning, match='2 galaxy entries or scales failed'):
+        summary = build_training_table([broken, mock(2), mock(2)], scales=[12 * u.arcsec],
+                                       bands=BANDS, output=tmp_path / 'p.parquet',
+                                       progress=False)
+    status = {(r['galaxy'], r['status']): r['reason'] for r in summary}
+    assert ('mock2', 'ok') in status
+    assert 'No WISE 3.4' in status['broken', 'failed']
+    assert 'used twice' in status['mock2', 'failed']
+    assert set(read_training_table(tmp_path / 'p.parquet')['galaxy']) == {'mock2'}
+
+
+def test_map_truth_and_global_rows(tmp_path):
+    """Truth from given maps (reprojected to the pixel grid); a global row per galaxy."""
+    m = mock(4)
+    galaxy = TrainingGalaxy(name='given', images=m.images, distance=m.galaxy['distance'],
+                            center=m.galaxy['center'], semimajor=SEMIMAJOR,
+                            axis_ratio=m.galaxy['axis_ratio'],
+                            position_angle=m.galaxy['position_angle'],
+                            truth=MapTruth(m.truth),
+                            global_truth={'sLd': 0.5 * u.dex, 'sMd': -2.5 * u.dex,
+                                          'Td': 21 * u.K})
+    summary = build_training_table([galaxy], scales=[12 * u.arcsec], bands=BANDS,
+                                   output=tmp_path / 'p.parquet', include_global=True,
+                                   progress=False)
+    assert summary['status'].tolist() == ['ok', 'ok']
+    table = read_training_table(tmp_path / 'p.parquet')
+    pixels, row = table[table['scale'] == '12arcsec'], table[table['scale'] == 'global']
+    # against the exact truth at that resolution: averaging a 6-arcsec map over
+    # 12-arcsec pixels differs by little (log of ratios vs ratio of sums)
+    aligned = align_images(prepare_images(m.images, galaxy=m.galaxy), target=12 * u.arcsec,
+                           pixel_scale=12 * u.arcsec)
+    exact = m.truth_maps(aligned.meta['wcs'], aligned.meta['shape'], 12 * u.arcsec)
+    y, x = np.asarray(pixels['y']), np.asarray(pixels['x'])
+    diff = pixels['sMd'].to_value(u.dex) - exact['sMd'][y, x].to_value(u.dex)
+    assert np.nanmedian(np.abs(diff)) < 0.05
+    assert np.isfinite(diff).mean() > 0.9
+    # the global row: the catalogue truth, and the aperture's scale (pi a b, in pc)
+    assert row['Td'][0].to_value(u.K) == pytest.approx(21)
+    area = np.pi * SEMIMAJOR * SEMIMAJOR * m.galaxy['axis_ratio']
+    expected = (np.sqrt(area).to_value(u.rad) * m.galaxy['distance']).to_value(u.pc)
+    assert row['pixel_scale_pc'][0].to_value(u.pc) == pytest.approx(expected, rel=0.03)
+
+
+def test_bad_scale(tmp_path):
+    with pytest.raises(ValueError, match='not a known scale'):
+        build_training_table([], scales=['5 furlongs'], output=tmp_path / 'p.parquet')
+    custom = Scale('wide', 40 * u.arcsec)
+    assert custom.angular_fwhm(None) == 40 * u.arcsec
