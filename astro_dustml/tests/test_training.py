@@ -225,3 +225,75 @@ def test_bad_scale(tmp_path):
         build_training_table([], scales=['5 furlongs'], output=tmp_path / 'p.parquet')
     custom = Scale('wide', 40 * u.arcsec)
     assert custom.angular_fwhm(None) == 40 * u.arcsec
+
+
+def _write_survey(folder, seeds):
+    """Mock galaxies as FITS images, true maps and a galaxy list (ECSV)."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from astro_dustml.estimate import write_dust_maps
+    rows = []
+    for seed in seeds:
+        m = mock(seed)
+        files = []
+        for band, image in m.images.items():
+            path = folder / f'{m.galaxy["name"]}_{band}.fits'
+            fits.PrimaryHDU(image.data, header=image.meta['header']).writeto(path)
+            files.append(path.name)
+        write_dust_maps(m.truth, folder / f'{m.galaxy["name"]}_truth.fits')
+        g = m.galaxy
+        rows.append({'name': g['name'], 'files': ' '.join(files),
+                     'distance': g['distance'].to_value(u.Mpc), 'ra': g['center'].ra.deg,
+                     'dec': g['center'].dec.deg,
+                     'semimajor': g['semimajor'].to_value(u.arcsec),
+                     'axis_ratio': g['axis_ratio'],
+                     'position_angle': g['position_angle'].to_value(u.deg),
+                     'truth': f'{g["name"]}_truth.fits'})
+    table = Table(rows=rows)
+    table['distance'].unit = u.Mpc
+    table.write(folder / 'galaxies.ecsv')
+    return folder / 'galaxies.ecsv'
+
+
+@pytest.mark.slow
+def test_cli_build_table_and_train(tmp_path):
+    from astro_dustml.registry import get_model
+    from astro_dustml.tests.test_cli import run
+
+    galaxies = _write_survey(tmp_path, range(1, 6))
+    out = tmp_path / 'pixels.parquet'
+    proc = run('build-table', galaxies, '-o', out, '--scales', '8arcsec', '12arcsec',
+               '36arcsec', '--bands', *BANDS, '--no-progress')
+    assert proc.returncode == 0, proc.stderr
+    assert '5 skipped, 0 failed' in proc.stdout  # 36 arcsec > the 30 arcsec semi-major axis
+    table = read_training_table(out)
+    assert set(table['scale']) == {'8arcsec', '12arcsec'}
+    assert np.isfinite(table['sLd']).mean() > 0.9  # truth read from the FITS maps
+
+    model_dir = tmp_path / 'model'
+    proc = run('train', out, '--targets', 'sLd', 'Td', '--bands', *BANDS,
+               '--n-estimators', 10, '--cv-folds', 5, '--max-pixels', 30, '-o', model_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert 'per scale' in proc.stdout and '12arcsec' in proc.stdout
+    model = get_model(str(model_dir))
+    assert model.card['training']['scales'] == ['12arcsec', '8arcsec']
+    assert 'log_pixel_scale_pc' in model.card['features']
+    assert {r['scale'] for r in model.card['cv_metrics']['per_scale']} == {'8arcsec',
+                                                                          '12arcsec'}
+    # at most 30 pixels per galaxy and scale went in
+    assert model.card['training']['n_rows'] <= 5 * 2 * 30
+
+
+def test_cli_errors(tmp_path):
+    from astropy.table import Table
+
+    from astro_dustml.tests.test_cli import _one_line_error, run
+
+    Table({'name': ['x']}).write(tmp_path / 'bad.ecsv')
+    proc = run('build-table', tmp_path / 'bad.ecsv', '-o', tmp_path / 'p.parquet')
+    assert proc.returncode == 1
+    assert 'needs name, files' in _one_line_error(proc)
+    proc = run('build-table', tmp_path / 'bad.ecsv', '-o', tmp_path / 'p.parquet',
+               '--scales', '5furlong')
+    assert proc.returncode == 2
