@@ -69,7 +69,7 @@ from .sed import make_global_row, make_pixel_table
 __all__ = ['Scale', 'SCALES', 'ANGULAR_SCALES', 'PHYSICAL_SCALES', 'TrainingGalaxy',
            'MapTruth', 'read_galaxy_list', 'build_training_table', 'read_training_table',
            'read_training_summary', 'pixel_weights', 'fit_resolved',
-           'cross_validate_resolved', 'scale_metrics', 'TARGETS']
+           'cross_validate_resolved', 'evaluate_resolved', 'scale_metrics', 'TARGETS']
 
 TARGETS = ('sLd', 'sMd', 'Td')
 """The standard targets: specific dust luminosity and mass (dex), temperature (K)."""
@@ -1010,6 +1010,55 @@ def cross_validate_resolved(table, targets=TARGETS, *, model=None, n_splits=4,
         predictions['pixel_scale_pc'] = table['pixel_scale_pc']
     result.metrics = scale_metrics(predictions, targets, n_bootstrap=n_bootstrap,
                                    random_state=random_state, per_scale=False)
+    result.per_scale = scale_metrics(predictions, targets, n_bootstrap=n_bootstrap,
+                                     random_state=random_state)
+    return result
+
+
+def evaluate_resolved(model, table, targets=TARGETS, *, n_bootstrap=100, random_state=0):
+    """
+    Score a fitted model on held-out pixel rows: overall and per scale.
+
+    Any model with ``predict`` works -- one trained on pixels (`fit_resolved`)
+    or on global photometry -- so both can be compared on the same rows.
+
+    Parameters
+    ----------
+    model : `~astro_dustml.model.DustModel`
+        A fitted model (that did not see these galaxies).
+    table : `~astropy.table.QTable`
+        Pixel rows with the true targets (`read_training_table`).
+    targets : sequence of str, optional
+        Targets to score (the model must predict them).
+    n_bootstrap, random_state : optional
+        Bootstrap over galaxies for the metric uncertainties.
+
+    Returns
+    -------
+    result : `~astro_dustml.validation.CrossValidationResult`
+        ``predictions`` (``galaxy``, ``scale``, ``weight`` and per target
+        ``<target>_true``, ``<target>``, ``<target>_err``), ``metrics``
+        (overall, as in `cross_validate_resolved`) and ``per_scale``.
+    """
+    from .model import _target_values
+    from .validation import CrossValidationResult
+    _check_groups(table)
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    out = model.predict(table, warn=False)
+    predictions = QTable({'galaxy': np.asarray(table['galaxy']),
+                          'scale': np.asarray(table['scale']),
+                          'weight': pixel_weights(table)})
+    if 'pixel_scale_pc' in table.colnames:
+        predictions['pixel_scale_pc'] = table['pixel_scale_pc']
+    for t in targets:
+        true, unit = _target_values(table, t)
+        predictions[f'{t}_true'] = true * unit
+        predictions[t] = out[t].to(unit)
+        predictions[f'{t}_err'] = out[f'{t}_err'].to(unit)
+    result = CrossValidationResult(
+        predictions=predictions,
+        metrics=scale_metrics(predictions, targets, per_scale=False,
+                              n_bootstrap=n_bootstrap, random_state=random_state))
     result.per_scale = scale_metrics(predictions, targets, n_bootstrap=n_bootstrap,
                                      random_state=random_state)
     return result
