@@ -29,6 +29,7 @@ __all__ = ['shared_galaxies', 'rmse_per_scale', 'scatter_decomposition',
            'scale_lie_experiment', 'global_from_pixels', 'compare_global',
            'plot_rmse_per_scale', 'plot_scale_lie']
 
+
 def _scales_in(table, scales):
     present = list(dict.fromkeys(np.asarray(table['scale']).tolist()))
     if scales is None:
@@ -389,6 +390,13 @@ def compare_global(pixel_globals, catalogue, *, quantities=('Mdust', 'Ldust', 'T
     return out
 
 
+def _panels(table, axes):
+    """A figure with one panel per target: ``fig, [(axes, target, rows), ...]``."""
+    targets = list(dict.fromkeys(table['target'].tolist()))
+    fig, ax = _new_axes(axes, 1, len(targets), (3.2, 3))
+    return fig, [(a, t, table[table['target'] == t]) for a, t in zip(ax.flat, targets)]
+
+
 def plot_rmse_per_scale(table, *, axes=None):
     """
     RMSE (with bootstrap errors) against the scale, one panel per target.
@@ -404,10 +412,8 @@ def plot_rmse_per_scale(table, *, axes=None):
     -------
     fig : `~matplotlib.figure.Figure`
     """
-    targets = list(dict.fromkeys(table['target'].tolist()))
-    fig, ax = _new_axes(axes, 1, len(targets), (3.2, 3))
-    for a, t in zip(ax.flat, targets):
-        sub = table[table['target'] == t]
+    fig, panels = _panels(table, axes)
+    for a, t, sub in panels:
         x = np.arange(len(sub))
         a.errorbar(x, sub['rmse'], yerr=sub['rmse_err'], fmt='o-', capsize=3)
         a.set_xticks(x, list(sub['scale']), rotation=45)
@@ -431,10 +437,8 @@ def plot_scale_lie(table, *, axes=None):
     -------
     fig : `~matplotlib.figure.Figure`
     """
-    targets = list(dict.fromkeys(table['target'].tolist()))
-    fig, ax = _new_axes(axes, 1, len(targets), (3.2, 3))
-    for a, t in zip(ax.flat, targets):
-        sub = table[table['target'] == t]
+    fig, panels = _panels(table, axes)
+    for a, t, sub in panels:
         for scale in dict.fromkeys(sub['scale'].tolist()):
             s = sub[sub['scale'] == scale]
             a.plot(s['factor'], s['shift'], 'o-', label=scale)
@@ -444,4 +448,3 @@ def plot_scale_lie(table, *, axes=None):
         a.set_ylabel(f'shift of {t}')
         a.legend(fontsize='small')
     return fig
-

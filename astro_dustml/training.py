@@ -1122,4 +1122,3 @@ def scale_metrics(predictions, targets=TARGETS, *, per_scale=True, galaxies=None
             m.update(scale=label, target=t, unit='' if unit is None else unit.to_string())
             rows.append([m[k] for k in _METRIC_NAMES])
     return QTable(rows=rows, names=_METRIC_NAMES) if rows else QTable(names=_METRIC_NAMES)
-

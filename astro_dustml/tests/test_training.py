@@ -301,8 +301,8 @@ def test_cli_build_table_and_train(tmp_path):
     model = get_model(str(model_dir))
     assert model.card['training']['scales'] == ['12arcsec', '8arcsec']
     assert 'log_pixel_scale_pc' in model.card['features']
-    assert {r['scale'] for r in model.card['cv_metrics']['per_scale']} == {'8arcsec',
-                                                                          '12arcsec'}
+    per_scale = {r['scale'] for r in model.card['cv_metrics']['per_scale']}
+    assert per_scale == {'8arcsec', '12arcsec'}
     # at most 30 pixels per galaxy and scale went in
     assert model.card['training']['n_rows'] <= 5 * 2 * 30
 
