@@ -324,7 +324,12 @@ def _train_pixels(args):
     from .bands import INPUT_BANDS
     from .model import DustModel
     from .training import fit_resolved, pixel_weights, read_training_table
-    bands = args.bands or INPUT_BANDS
+    if args.bands:
+        bands = args.bands
+    else:  # the model inputs the table has
+        import pyarrow.parquet as pq
+        names = set(pq.read_schema(args.table).names)
+        bands = [b for b in INPUT_BANDS if b in names]
     columns = ['pixel_area', 'pixel_scale_pc', *bands, *[f'{b}_flag' for b in bands],
                *args.targets]
     table = read_training_table(args.table, columns=columns, scales=args.scales)

@@ -715,9 +715,7 @@ def build_training_table(galaxies, *, scales=('36arcsec', '25arcsec', '18arcsec'
 
 def _process(item, scales, default_truth, bands, include_global, dtype, sink, records, seen):
     """Tabulate one galaxy at every scale; record every outcome."""
-    name = getattr(item, 'name', None) or (item.get('name') if isinstance(item, Mapping)
-                                           else getattr(getattr(item, 'galaxy', {}), 'get',
-                                                        lambda k: None)('name'))
+    name = _entry_name(item)
     try:
         galaxy = _as_galaxy(item)
         name = galaxy.name
@@ -784,6 +782,16 @@ def _process(item, scales, default_truth, bands, include_global, dtype, sink, re
         sink.write(*_columns(row, bands, 'global', dtype))
         records.append((name, 'global', 'ok', 1, float(row['pixel_scale'][0].to_value(u.arcsec)),
                         ''))
+
+
+def _entry_name(item):
+    """The name of a galaxy entry, for the summary, before it is parsed."""
+    if isinstance(item, Mapping):
+        return str(item.get('name'))
+    geometry = getattr(item, 'galaxy', None)
+    if isinstance(geometry, Mapping):
+        return str(geometry.get('name'))
+    return str(getattr(item, 'name', None))
 
 
 def _fwhm_value(scale, distance):

@@ -294,12 +294,13 @@ def test_cli_build_table_and_train(tmp_path):
     assert np.isfinite(table['sLd']).mean() > 0.9  # truth read from the FITS maps
 
     model_dir = tmp_path / 'model'
-    proc = run('train', out, '--targets', 'sLd', 'Td', '--bands', *BANDS,
+    proc = run('train', out, '--targets', 'sLd', 'Td',
                '--n-estimators', 10, '--cv-folds', 5, '--max-pixels', 30, '-o', model_dir)
     assert proc.returncode == 0, proc.stderr
     assert 'per scale' in proc.stdout and '12arcsec' in proc.stdout
     model = get_model(str(model_dir))
     assert model.card['training']['scales'] == ['12arcsec', '8arcsec']
+    assert model.card['bands'] == list(BANDS)  # the input bands the table has
     assert 'log_pixel_scale_pc' in model.card['features']
     per_scale = {r['scale'] for r in model.card['cv_metrics']['per_scale']}
     assert per_scale == {'8arcsec', '12arcsec'}
