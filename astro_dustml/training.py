@@ -279,7 +279,8 @@ def _as_galaxy(item):
                               distance=geometry['distance'],
                               **{k: geometry[k] for k in keys if k in geometry},
                               stars=getattr(item, 'stars', None),
-                              truth=item if hasattr(item, 'truth_maps') else None)
+                              truth=item if hasattr(item, 'truth_maps') else None,
+                              global_truth=getattr(item, 'global_truth', None))
     raise TypeError('Each galaxy must be a TrainingGalaxy, a mapping of its fields or a '
                     f'MockGalaxy, not {type(item).__name__}.')
 

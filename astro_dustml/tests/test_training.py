@@ -242,6 +242,29 @@ def test_map_truth_and_global_rows(tmp_path):
     assert row['pixel_scale_pc'][0].to_value(u.pc) == pytest.approx(expected, rel=0.03)
 
 
+@pytest.mark.slow
+def test_mixed_global_and_pixel_training(tmp_path):
+    """Global rows (one per galaxy, at the aperture's scale) train along with the pixels."""
+    def galaxies():
+        for seed in (1, 2, 3, 4):
+            m = mock(seed)
+            yield TrainingGalaxy(name=f'g{seed}', images=m.images, distance=10 * u.Mpc,
+                                 center=m.galaxy['center'], semimajor=SEMIMAJOR,
+                                 truth=m, global_truth={'Td': (20 + seed) * u.K})
+    build_training_table(galaxies(), scales=[12 * u.arcsec], bands=BANDS,
+                         output=tmp_path / 'p.parquet', include_global=True, progress=False)
+    table = read_training_table(tmp_path / 'p.parquet')
+    is_global = table['scale'] == 'global'
+    assert is_global.sum() == 4
+    # the aperture (the D25 ellipse, b/a 0.6) is several times the 12 arcsec pixel
+    assert np.all(table['pixel_scale_pc'][is_global] > 3 * table['pixel_scale_pc'][~is_global][0])
+    assert np.all(pixel_weights(table)[is_global] == 1)
+    model = fit_resolved(table, ['Td'], model=small_model())
+    assert model.card['training']['scales'] == ['12arcsec', 'global']
+    assert model.card['training']['n_rows'] == len(table)
+    assert np.all(np.isfinite(model.predict(table[is_global], warn=False)['Td']))
+
+
 def test_bad_scale(tmp_path):
     with pytest.raises(ValueError, match='not a known scale'):
         build_training_table([], scales=['5 furlongs'], output=tmp_path / 'p.parquet')
