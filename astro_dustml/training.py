@@ -658,6 +658,9 @@ def build_training_table(galaxies, *, scales=('36arcsec', '25arcsec', '18arcsec'
     >>> sorted(set(table['galaxy'].tolist())), table['sMd'].unit
     (['mock1', 'mock2'], Unit("dex"))
     """
+    if isinstance(galaxies, (TrainingGalaxy, Mapping, str)) or hasattr(galaxies, 'images'):
+        raise TypeError('galaxies must be an iterable of galaxies (TrainingGalaxy, mappings or '
+                        'MockGalaxy objects); wrap a single galaxy in a list.')
     output = Path(output)
     summary_path = _summary_path(output)
     for path in (output, summary_path):

@@ -268,6 +268,8 @@ def test_mixed_global_and_pixel_training(tmp_path):
 def test_bad_scale(tmp_path):
     with pytest.raises(ValueError, match='not a known scale'):
         build_training_table([], scales=['5 furlongs'], output=tmp_path / 'p.parquet')
+    with pytest.raises(TypeError, match='wrap a single galaxy in a list'):
+        build_training_table(mock(1), scales=['18arcsec'], output=tmp_path / 'p.parquet')
     custom = Scale('wide', 40 * u.arcsec)
     assert custom.angular_fwhm(None) == 40 * u.arcsec
 
