@@ -848,6 +848,7 @@ def read_training_table(path, *, columns=None, scales=None, galaxies=None,
         With the units of the file and its ``meta`` (scales, bands,
         targets).
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
     schema, header = _header(path)
     units = {c['name']: c.get('unit') for c in header['datatype']}
@@ -866,13 +867,20 @@ def read_training_table(path, *, columns=None, scales=None, galaxies=None,
     data = pq.read_table(path, columns=names, filters=filters or None)
     table = QTable(meta=header.get('meta', {}))
     for name in names:
-        col = data[name].to_numpy()
-        if col.dtype.kind == 'O':
-            col = col.astype(str)
-        elif col.dtype.kind == 'f' and name not in ('ra', 'dec'):
+        # convert one column at a time and let arrow free it: the peak stays near one copy
+        column = data[name]
+        data = data.drop_columns([name])
+        if pa.types.is_string(column.type):
+            # through a dictionary: no Python object per row for millions of rows
+            encoded = column.combine_chunks().dictionary_encode()
+            values = np.asarray(encoded.dictionary.to_pylist(), dtype=str)
+            col = values[encoded.indices.to_numpy(zero_copy_only=False)]
+        else:
+            col = column.to_numpy()
+        if col.dtype.kind == 'f' and name not in ('ra', 'dec'):
             col = col.astype(dtype, copy=False)
         unit = units.get(name)
-        table[name] = col * u.Unit(unit) if unit else col
+        table[name] = u.Quantity(col, unit, copy=False) if unit else col
     return table
 
 
