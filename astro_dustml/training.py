@@ -983,7 +983,7 @@ def _default_model(table):
 
 
 def cross_validate_resolved(table, targets=TARGETS, *, model=None, n_splits=4,
-                            n_bootstrap=100, random_state=0):
+                            n_bootstrap=100, random_state=0, keep_models=False):
     """
     Grouped cross-validation on a multi-scale pixel table: overall and per scale.
 
@@ -1007,6 +1007,9 @@ def cross_validate_resolved(table, targets=TARGETS, *, model=None, n_splits=4,
         Bootstrap resamplings of the galaxies for the metric uncertainties.
     random_state : int, optional
         Seed of the folds and bootstrap.
+    keep_models : bool, optional
+        Keep each fold's fitted model (``result.models``), e.g. for
+        `astro_dustml.scales.scale_lie_experiment` on its held-out galaxies.
 
     Returns
     -------
@@ -1023,7 +1026,7 @@ def cross_validate_resolved(table, targets=TARGETS, *, model=None, n_splits=4,
     result = cross_validate(table, targets, groups=np.asarray(table['galaxy']),
                             n_splits=n_splits, model=model,
                             sample_weight=pixel_weights(table), n_bootstrap=n_bootstrap,
-                            random_state=random_state)
+                            random_state=random_state, keep_models=keep_models)
     predictions = result.predictions
     predictions['scale'] = np.asarray(table['scale'])
     if 'pixel_scale_pc' in table.colnames:
