@@ -110,6 +110,7 @@ def download_dustpedia_images(galaxy, bands=INPUT_BANDS, *, base_url=None, missi
             path = (download_file(url, cache=True, pkgname='astro_dustml', show_progress=False,
                                   timeout=conf.remote_timeout) if allow else _cached(url))
         except HTTPError as exc:
+            exc.close()  # the error holds the open connection
             if exc.code != 404:
                 raise OSError(f'the DustPedia archive answered {exc.code} for {url}; try '
                               'again later or check base_url.') from exc
