@@ -253,7 +253,9 @@ def _labelled_parse(image, band, label, units=None):
     try:
         return _parse_image(image, band=band, units=units)
     except (ValueError, TypeError) as exc:
-        raise type(exc)(f'Input {label}: {exc}') from exc
+        labelled = type(exc)(f'Input {label}: {exc}')
+        labelled.source = label  # lets the command line name the file its own way
+        raise labelled from exc
 
 
 def _band_key(band):
