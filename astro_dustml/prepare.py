@@ -101,9 +101,10 @@ def galaxy_region(center, *, semimajor=None, d25=None, axis_ratio=1.0,
                         "SkyCoord(215.6, -0.39, unit='deg').")
     if (semimajor is None) == (d25 is None):
         raise ValueError('Give exactly one of semimajor= and d25= (angles).')
-    size = (_positive_quantity(semimajor, 'semimajor', 'angle', example='90 * u.arcsec')
-            if d25 is None else 0.5 * _positive_quantity(d25, 'd25', 'angle',
-                                                        example='3 * u.arcmin'))
+    if d25 is None:
+        size = _positive_quantity(semimajor, 'semimajor', 'angle', example='90 * u.arcsec')
+    else:
+        size = 0.5 * _positive_quantity(d25, 'd25', 'angle', example='3 * u.arcmin')
     position_angle = _finite_angle(position_angle, 'position_angle')
     try:
         ratio = float(axis_ratio)
@@ -260,15 +261,21 @@ def _mask_absurd(data, noise, bad, band):
     when finite pixels had to be masked.
     """
     absurd = _absurd_pixels(data, bad)
+    noisy = np.zeros(data.shape, bool)
     if noise is not None:
         noise_bad = ~np.isfinite(noise)
-        absurd |= (noise_bad | _absurd_pixels(noise, bad | noise_bad)) & ~bad
-    if absurd.any():
-        peak = np.nanmax(np.abs(np.where(absurd, data, np.nan)))
-        warnings.warn(f'{int(absurd.sum())} pixel(s) of the {band.name} image hold absurd '
-                      f'values (up to {peak:.3g}, more than {_ABSURD_FACTOR:.0e} times its '
-                      '99th percentile, or a non-finite uncertainty); they are masked as '
-                      'bad pixels.', AstroDustMLWarning)
+        noisy = (noise_bad | _absurd_pixels(noise, bad | noise_bad)) & ~bad & ~absurd
+    if absurd.any() or noisy.any():
+        parts = []
+        if absurd.any():
+            peak = np.max(np.abs(data[absurd]))
+            parts.append(f'{int(absurd.sum())} with absurd values (up to {peak:.3g}, more '
+                         f'than {_ABSURD_FACTOR:.0e} times its 99th percentile)')
+        if noisy.any():
+            parts.append(f'{int(noisy.sum())} with a non-finite or absurd uncertainty')
+        warnings.warn(f'{int((absurd | noisy).sum())} pixel(s) of the {band.name} image are '
+                      f'masked as bad pixels: {"; ".join(parts)}.', AstroDustMLWarning)
+    absurd |= noisy
     # Masked pixels keep their values; absurd and non-finite ones become NaN
     data = np.where(absurd | ~np.isfinite(data), np.nan, data)
     return data, bad | absurd
