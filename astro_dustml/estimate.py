@@ -448,14 +448,15 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     >>> from astro_dustml.estimate import estimate_dust_maps
     >>> wcs = WCS(naxis=2)
     >>> wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
-    >>> estimate_dust_maps({'WISE_12': (np.ones((5, 5)), wcs)},
-    ...                    units={'WISE_12': 'MJy/sr'})  # doctest: +ELLIPSIS
+    >>> estimate_dust_maps({'WISE_12': (np.ones((5, 5)), wcs)})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ValueError: No WISE 3.4 µm (WISE_3.4) image among the inputs (WISE_12). ...
     """
     name, region, galaxy_distance = _parse_galaxy(galaxy)
     distance, pixel_scale, resolution = _check_numbers(
         galaxy_distance if distance is None else distance, pixel_scale, resolution)
+    if isinstance(images, Mapping):  # the bands are known before any image is read
+        _check_reference({get_band(key).name: None for key in images})
     parsed = _parse_collection(images, bands=bands, units=units)
     _check_reference(parsed)
     dust_model, model_name = _resolve_model(model)
