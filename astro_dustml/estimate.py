@@ -35,7 +35,7 @@ from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .exceptions import AstroDustMLWarning, OutOfDomainWarning
 from .features import valid_bands
 from .io import _parse_collection
-from .prepare import _parse_galaxy, prepare_images
+from .prepare import _inside, _parse_galaxy, _sky_circle, prepare_images
 from .registry import get_model
 from .sed import FLAG_MASKED, FLAG_MISSING, _as_wcs, _usable, make_pixel_table
 
@@ -191,7 +191,7 @@ def _sign_flipped(prepared, region):
         sigma = np.asarray(image.uncertainty.array) if image.uncertainty is not None else None
         good = _usable(image)
         if region is not None:
-            good &= _inside_region(region, image.wcs, data.shape)
+            good &= _inside(region, image.wcs, data.shape, 1.0)
         if sigma is None or not good.any():
             continue
         with np.errstate(invalid='ignore'):
@@ -201,11 +201,6 @@ def _sign_flipped(prepared, region):
         if significant.sum() >= 5 and negative > 2 * positive:
             out[band] = 'sign-flipped (its significant pixels are negative)'
     return out
-
-
-def _inside_region(region, wcs, shape):
-    mask = region.to_pixel(wcs).to_mask(mode='center').to_image(shape)
-    return np.zeros(shape, bool) if mask is None else mask.astype(bool)
 
 
 def _uncovered_bands(table, bands):
@@ -230,11 +225,11 @@ def _warn_unused(unused):
 def _check_overlap(images):
     """Every image must overlap the WISE 3.4 µm one somewhere on the sky."""
     ref = images[REFERENCE_BAND]
-    ref_centre, ref_radius = _sky_circle(ref)
+    ref_centre, ref_radius = _sky_circle(ref.wcs, ref.shape)
     for band, image in images.items():
         if band == REFERENCE_BAND:
             continue
-        centre, radius = _sky_circle(image)
+        centre, radius = _sky_circle(image.wcs, image.shape)
         separation = ref_centre.separation(centre)
         if separation > ref_radius + radius:
             raise ValueError(
@@ -242,15 +237,6 @@ def _check_overlap(images):
                 f'centres are {separation.to(u.deg):.3f} apart, more than the images '
                 'span. They show different parts of the sky (e.g. another galaxy): check '
                 'the files and their WCS.')
-
-
-def _sky_circle(image):
-    """Centre and radius (to the farthest corner) of an image on the sky."""
-    ny, nx = np.shape(image.data)
-    centre = image.wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
-    corners = image.wcs.pixel_to_world([-0.5, nx - 0.5, -0.5, nx - 0.5],
-                                       [-0.5, -0.5, ny - 0.5, ny - 0.5])
-    return centre, max(centre.separation(corners))
 
 
 def _explain_all_masked(table, bands, model, ebv):

@@ -281,14 +281,22 @@ def _mask_absurd(data, noise, bad, band):
     return data, bad | absurd
 
 
+def _sky_circle(wcs, shape):
+    """Centre of an image on the sky and its radius (to the farthest pixel corner)."""
+    ny, nx = shape
+    centre = wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
+    corners = wcs.pixel_to_world([-0.5, nx - 0.5, -0.5, nx - 0.5],
+                                 [-0.5, -0.5, ny - 0.5, ny - 0.5])
+    return centre, max(centre.separation(corners))
+
+
 def _check_on_image(region, wcs, shape, band):
     """Fail clearly when the galaxy ellipse does not reach the image at all."""
     if region is None:
         return
     ny, nx = shape
-    middle = wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
-    corners = wcs.pixel_to_world([0, nx - 1, 0, nx - 1], [0, 0, ny - 1, ny - 1])
-    reach = max(middle.separation(corners)) + region.width / 2
+    middle, radius = _sky_circle(wcs, shape)
+    reach = radius + region.width / 2
     offset = middle.separation(region.center)
     inside = offset <= reach
     if inside:
