@@ -237,7 +237,7 @@ def _estimate(args):
     output = Path(args.output)
     _check_output(output, args.overwrite, '-o')
     if args.plot:
-        _check_output(Path(args.plot), args.overwrite, '--plot')
+        _check_output(Path(args.plot), True, '--plot')  # figures are replaced, as before
     distance = (None if args.distance is None
                 else _quantity(args.distance, 'length', '--distance'))
     pixel_scale = (None if args.pixel_scale is None
