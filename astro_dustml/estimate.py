@@ -49,7 +49,7 @@ TARGETS = {'sLd': u.dex, 'sMd': u.dex, 'Td': u.K}
 MAP_FLAGS = {
     'OUTSIDE': 1,        # outside the galaxy region or the common footprint
     'MASKED_INPUT': 2,   # an input band is masked there (foreground star, bad pixel)
-    'MISSING_INPUT': 4,  # a band given as input has no data there (still predicted)
+    'MISSING_INPUT': 4,  # off the image of a band given as input (still predicted)
     'OUT_OF_DOMAIN': 8,  # colours outside the training range, or too few bands
     'NO_PREDICTION': 16,  # the model returned no finite value
 }
@@ -326,8 +326,15 @@ def _crop_to_reference(aligned):
     return NDCollection(members, aligned_axes='all', meta=meta)
 
 
-def _pixel_flags(table, bands, shape):
-    """Per-pixel MAP_FLAGS from the pixel table's band flags."""
+def _pixel_flags(table, bands, shape, covered=None):
+    """
+    Per-pixel MAP_FLAGS from the pixel table's band flags.
+
+    ``covered`` (band -> boolean map of the pixels on that band's image): a
+    band without data outside its image is MISSING_INPUT there (the pixel is
+    predicted from the other bands); masked or NaN on its image is
+    MASKED_INPUT (a foreground star or bad pixel: the pixel is masked).
+    """
     flags = np.full(shape, MAP_FLAGS['OUTSIDE'], dtype=np.int16)
     y, x = np.asarray(table['y'], int), np.asarray(table['x'], int)
     row_flags = np.zeros(len(table), dtype=np.int16)
@@ -336,11 +343,27 @@ def _pixel_flags(table, bands, shape):
         if col not in table.colnames:
             continue
         bits = np.asarray(table[col], dtype=int)
-        row_flags |= np.where(bits & FLAG_MASKED, MAP_FLAGS['MASKED_INPUT'], 0).astype(np.int16)
-        row_flags |= np.where(bits & FLAG_MISSING, MAP_FLAGS['MISSING_INPUT'],
+        on_image = np.ones(len(table), bool) if covered is None else covered[band][y, x]
+        no_data = (bits & (FLAG_MASKED | FLAG_MISSING)) != 0
+        row_flags |= np.where(no_data & on_image, MAP_FLAGS['MASKED_INPUT'], 0).astype(np.int16)
+        row_flags |= np.where(no_data & ~on_image, MAP_FLAGS['MISSING_INPUT'],
                               0).astype(np.int16)
     flags[y, x] = row_flags
     return flags, y, x
+
+
+def _coverage(images, wcs, shape):
+    """Per band: True where an output pixel centre falls on the band's image."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    world = wcs.pixel_to_world(xx, yy)
+    out = {}
+    for band, image in images.items():
+        ny, nx = image.shape
+        with np.errstate(invalid='ignore'):
+            x, y = image.wcs.world_to_pixel(world)
+            out[band] = (np.isfinite(x) & np.isfinite(y) & (x > -0.5) & (x < nx - 0.5)
+                         & (y > -0.5) & (y < ny - 0.5))
+    return out
 
 
 def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=None,
@@ -472,7 +495,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         # make_pixel_table records its grid (WCS as a header string) in the meta
         wcs, shape = _as_wcs(table.meta['wcs']), tuple(table.meta['shape'])
         used = [b for b in prepared.keys() if b in selected]
-        flags, y, x = _pixel_flags(table, used, shape)
+        flags, y, x = _pixel_flags(table, used, shape, _coverage(prepared, wcs, shape))
         uncovered = _uncovered_bands(table, used)
         unused.update(uncovered)
         used = [b for b in used if b not in uncovered]

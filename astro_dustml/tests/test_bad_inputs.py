@@ -475,3 +475,30 @@ def test_bad_command_line(tmp_path, capsys, argv, status, words):
 
 def test_table_is_large_enough():
     assert len(CASES) + len(CLI_CASES) >= 60
+
+
+def test_partial_coverage_is_per_pixel():
+    """A band that covers half the galaxy: missing (and flagged) there, nothing cropped."""
+    from astro_dustml.estimate import MAP_FLAGS
+
+    images = _images()
+    half = images['2MASS_J'][:, :60]  # the eastern half of the 120-pixel J image
+    images['2MASS_J'] = half
+    maps = _estimate(images)
+    clean = _clean()
+    assert maps['Td'].shape == clean['Td'].shape  # the grid is not cut to the J footprint
+    flags = maps.meta['flags']
+    galaxy = (flags & MAP_FLAGS['OUTSIDE']) == 0
+    assert galaxy.sum() == ((clean.meta['flags'] & MAP_FLAGS['OUTSIDE']) == 0).sum()
+    no_j = galaxy & ((flags & MAP_FLAGS['MISSING_INPUT']) != 0)
+    # J is missing over a large part of the galaxy, yet those pixels are predicted
+    # from WISE 3.4, 4.6 and 12 (three bands: enough for the model)
+    assert 0.2 < no_j.sum() / galaxy.sum() < 0.8
+    predicted = no_j & ~maps['Td'].mask
+    assert predicted.sum() > 0.5 * no_j.sum()
+    assert np.all(np.isfinite(maps['Td'].uncertainty.array[predicted]))
+    # Where J is present the maps are those of the full run
+    both = galaxy & ~no_j & ~maps['Td'].mask & ~clean['Td'].mask
+    assert both.sum() > 10
+    np.testing.assert_allclose(maps['Td'].data[both], clean['Td'].data[both], atol=0.5)
+    assert maps.meta['inputs'] == list(BANDS)
