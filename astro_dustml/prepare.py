@@ -354,9 +354,11 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
         Band name; default ``image.meta['band']`` or the FITS header.
     unit : `~astropy.units.Unit` or str, optional
         The image unit. Wins over everything else; otherwise the unit is the
-        image's own (NDData unit, header ``BUNIT`` or ``SIGUNIT``), and failing
-        that the band's native survey unit (with a warning). Flux densities
-        per pixel (Jy/pix, native DN, nanomaggies, counts/s) and surface
+        image's own (NDData unit, header ``BUNIT`` or ``SIGUNIT``; data numbers
+        of AllWISE and 2MASS Atlas files through the header's zero point
+        ``MAGZP``), and failing that the band's native survey unit (with a
+        warning). An unreadable ``BUNIT`` is an error. Flux densities per
+        pixel (Jy/pix, native DN, nanomaggies, counts/s) and surface
         brightnesses are accepted; a bare flux density (Jy) is read as per pixel.
     ebv : float or `~astropy.units.Quantity`, optional
         Galactic E(B-V) in magnitudes. The image is multiplied by
@@ -393,7 +395,10 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
         (or the uncertainty the image carried), the calibration error
         (``band.calibration_error``) and the extinction uncertainty, in
         quadrature; the last two are correlated over the whole map. ``mask``
-        is True at NaN pixels (and wherever the input was masked). ``meta``
+        is True at NaN pixels (and wherever the input was masked), and at
+        absurd pixels (more than 1e6 times the image's 99th percentile, or
+        with a non-finite uncertainty), which are also set to NaN, with a
+        warning, so that no convolution spreads them. ``meta``
         holds ``'band'``, ``'psf_fwhm'``, ``'background_rms'``, ``'sky'``,
         ``'ebv'``, ``'ebv_err'``, ``'extinction_factor'``, ``'galaxy_region'``,
         ``'input_unit'`` and ``'systematic_error'`` (the fractional
@@ -403,7 +408,9 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
     Raises
     ------
     ValueError
-        If the image has no celestial WCS or the band is unknown.
+        If the image has no celestial WCS, the band is unknown, the galaxy
+        is not on the image, or too few sky pixels are left (the message says
+        whether the ellipse is too small or the image too small).
     astropy.units.UnitConversionError
         If the unit is neither a surface brightness nor a flux per pixel.
 
