@@ -28,7 +28,7 @@ example:
   astro-dustml estimate mock/*.fits --distance 10Mpc --center 150 2 --semimajor 60arcsec \\
       --axis-ratio 0.6 --position-angle 30deg -o maps.fits --plot maps.png
   astro-dustml estimate ngc309/*-int-*.fits.gz ngc309/*-unc-*.fits.gz ngc309/a?_asky*.fits.gz \\
-      --center 00h56m42.7s -09d54m50s --semimajor 90arcsec --distance 80Mpc -o ngc309.fits
+      --center 00h56m42.7s -09d54m50s --semimajor 120arcsec --distance 80Mpc -o ngc309.fits
 
 exit status: 0 success, 1 the work failed (message on standard error), 2 usage error.
 Set ASTRO_DUSTML_TRACEBACK=1 to see the full traceback of a failure.
@@ -70,7 +70,7 @@ def _center(values):
     """``--center RA DEC``: degrees, or sexagesimal as SkyCoord reads it."""
     import astropy.units as u
     from astropy.coordinates import SkyCoord
-    ra, dec = values
+    ra, dec = (v.strip() for v in values)
     try:
         float(ra)
         unit = (u.deg, u.deg)
@@ -82,6 +82,22 @@ def _center(values):
         raise _UsageError(f'--center: cannot read {ra} {dec} as RA and Dec ({exc}); give '
                           'degrees (24.17 15.78) or sexagesimal (01h36m41.7s +15d47m01s).'
                           ) from None
+
+
+def _protect_center(argv):
+    """
+    Keep a southern declination after ``--center`` a value.
+
+    argparse reads ``-09d54m50s`` as an unknown option (only plain negative
+    numbers pass); a leading space keeps it a value, and `_center` strips it.
+    """
+    argv = [str(a) for a in argv]
+    for i, arg in enumerate(argv):
+        if arg == '--center':
+            for j in (i + 1, i + 2):
+                if j < len(argv) and re.match(r'-[0-9.]', argv[j]):
+                    argv[j] = ' ' + argv[j]
+    return argv
 
 
 def _units(pairs):
@@ -381,6 +397,7 @@ def main(argv=None):
         0 on success, 1 if the work failed, 2 for a usage error.
     """
     parser = _parser()
+    argv = _protect_center(sys.argv[1:] if argv is None else list(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
