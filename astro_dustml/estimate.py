@@ -185,8 +185,6 @@ def _sign_flipped(prepared, region):
     """
     out = {}
     for band, image in prepared.items():
-        if band == REFERENCE_BAND:
-            continue
         data = np.asarray(image.data)
         sigma = np.asarray(image.uncertainty.array) if image.uncertainty is not None else None
         good = _usable(image)
@@ -200,6 +198,11 @@ def _sign_flipped(prepared, region):
         negative = -data[significant & (data < 0)].sum()
         if significant.sum() >= 5 and negative > 2 * positive:
             out[band] = 'sign-flipped (its significant pixels are negative)'
+    if REFERENCE_BAND in out:
+        raise ValueError(f'The {REFERENCE_BAND} image is {out[REFERENCE_BAND]} after sky '
+                         'subtraction, and WISE 3.4 µm is the reference band every '
+                         'prediction needs. Check the file (a difference or inverted image?) '
+                         'and its unit.')
     return out
 
 
