@@ -31,7 +31,7 @@ import astropy.units as u
 import numpy as np
 
 __all__ = ['Band', 'BANDS', 'INPUT_BANDS', 'FIR_BANDS', 'REFERENCE_BAND',
-           'get_band', 'band_table']
+           'get_band', 'band_table', 'dn_unit']
 
 
 def _mag_unit(name, zero_point_mag, zero_mag_flux):
@@ -42,6 +42,12 @@ def _mag_unit(name, zero_point_mag, zero_mag_flux):
 _AB = 3631 * u.Jy
 _WISE_DN = {1: (20.5, 309.540), 2: (19.5, 171.787), 3: (18.0, 31.674),
             4: (13.0, 8.363)}
+# Zero-magnitude flux densities (Jy) of the Vega systems of surveys whose
+# products are in DN with the zero point in the header (MAGZP): 2MASS from
+# Cohen, Wheaton & Megeath (2003), WISE from Jarrett et al. (2011)
+_VEGA_ZERO_FLUX = {'2MASS_J': 1594.0, '2MASS_H': 1024.0, '2MASS_Ks': 666.7,
+                   **{name: _WISE_DN[n][1] for n, name in
+                      enumerate(('WISE_3.4', 'WISE_4.6', 'WISE_12', 'WISE_22'), 1)}}
 _GALEX_ZP = {'FUV': 18.82, 'NUV': 20.08}
 
 
@@ -74,6 +80,10 @@ class Band:
     aliases : tuple of str
         Other names under which the band is found (filter names, header
         values), compared case-insensitively.
+    vega_zero_flux : `~astropy.units.Quantity` or None
+        Flux density of a zero-magnitude (Vega) source, for survey products
+        in data numbers whose header gives the zero point (``MAGZP``): WISE
+        (Jarrett et al. 2011) and 2MASS (Cohen et al. 2003). None otherwise.
     """
 
     name: str
@@ -88,6 +98,7 @@ class Band:
     cigale_filter: str
     native_unit: u.UnitBase
     aliases: tuple = field(default=(), repr=False)
+    vega_zero_flux: u.Quantity = field(default=None, repr=False)
 
     @property
     def is_input(self):
@@ -177,7 +188,9 @@ BANDS = {row[0]: Band(name=row[0], telescope=row[1], instrument=row[2],
                       fwhm=row[5] * u.arcsec, calibration_error=row[6],
                       extinction=row[7], pixel_scale=row[8] * u.arcsec,
                       cigale_filter=row[9], native_unit=row[10],
-                      aliases=row[11])
+                      aliases=row[11],
+                      vega_zero_flux=(_VEGA_ZERO_FLUX[row[0]] * u.Jy
+                                      if row[0] in _VEGA_ZERO_FLUX else None))
          for row in _BAND_ROWS}
 """All known bands by canonical name, in order of wavelength within facility."""
 
@@ -221,6 +234,65 @@ def _header_wavelength(header):
     return None
 
 
+def _filter_names(band):
+    """Lower-case names a header may give the filter under."""
+    names = {band.filter.lower(), band.cigale_filter.lower(),
+             *(a.lower() for a in band.aliases)}
+    # Numbered filters (WISE 'W1', IRAC 'I1'): AllWISE headers say BAND = 1,
+    # IRAC headers CHNLNUM = 1
+    if re.fullmatch(r'[A-Za-z]+[0-9]', band.filter):
+        names.add(band.filter[-1])
+    return names
+
+
+def dn_unit(band, zero_point):
+    """
+    The unit of one data number (DN) per pixel at a magnitude zero point.
+
+    Survey products in DN (AllWISE Atlas images, 2MASS Atlas tiles) give the
+    Vega zero point in the header keyword ``MAGZP``: a source of ``m`` mag
+    gives ``10 ** (-0.4 * (m - MAGZP))`` DN in total.
+
+    Parameters
+    ----------
+    band : str or `Band`
+        A band with a Vega zero-magnitude flux (WISE or 2MASS).
+    zero_point : float
+        ``MAGZP``, in magnitudes.
+
+    Returns
+    -------
+    unit : `~astropy.units.UnitBase`
+        DN per pixel, convertible to Jy/pix.
+
+    Raises
+    ------
+    ValueError
+        If the band has no Vega zero-magnitude flux, or the zero point is not
+        a finite number.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from astro_dustml.bands import dn_unit
+    >>> (1 * dn_unit('2MASS_J', 21.0034) * u.pix).to(u.mJy)  # doctest: +FLOAT_CMP
+    <Quantity 0.00632599 mJy>
+    """
+    band = get_band(band)
+    if band.vega_zero_flux is None:
+        raise ValueError(f'{band.name} images are not given in data numbers with a '
+                         'Vega zero point (MAGZP); only WISE and 2MASS ones are.')
+    try:
+        zero_point = float(zero_point)
+    except (TypeError, ValueError):
+        zero_point = np.nan
+    if not np.isfinite(zero_point) or not 0 < zero_point < 40:
+        raise ValueError(f'The {band.name} zero point MAGZP = {zero_point!r} is not a '
+                         'magnitude zero point (a number of about 13 to 25 mag); fix the '
+                         'header or give the unit explicitly (unit=).')
+    return _mag_unit(f'{band.filter}_DN', zero_point, band.vega_zero_flux) / u.pix
+
+
 def _band_from_header(header):
     facility = ' '.join(str(header.get(k, '')) for k in _INSTRUMENT_KEYS).upper()
     candidates = [b for b in BANDS.values()
@@ -238,9 +310,7 @@ def _band_from_header(header):
         value = str(header.get(key, '')).strip().lower()
         if not value:
             continue
-        matches = [b for b in candidates
-                   if value in {b.filter.lower(), b.cigale_filter.lower(),
-                                *(a.lower() for a in b.aliases)}]
+        matches = [b for b in candidates if value in _filter_names(b)]
         if len(matches) == 1:
             return matches[0]
     wavelength = _header_wavelength(header)

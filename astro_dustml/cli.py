@@ -16,6 +16,7 @@ standard error), 2 for a usage error.
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -27,6 +28,8 @@ example:
   astro-dustml example mock/
   astro-dustml estimate mock/*.fits --distance 10Mpc --center 150 2 --semimajor 60arcsec \\
       --axis-ratio 0.6 --position-angle 30deg -o maps.fits --plot maps.png
+  astro-dustml estimate ngc309/*-int-*.fits.gz ngc309/*-unc-*.fits.gz ngc309/a?_asky*.fits.gz \\
+      --center 00h56m42.7s -09d54m50s --semimajor 120arcsec --distance 80Mpc -o ngc309.fits
 
 exit status: 0 success, 1 the work failed (message on standard error), 2 usage error.
 Set ASTRO_DUSTML_TRACEBACK=1 to see the full traceback of a failure.
@@ -37,18 +40,90 @@ class _UsageError(Exception):
     """Bad command-line values found after parsing: exit status 2."""
 
 
-def _quantity(text, physical_type, what):
+# Examples of each kind of value, in command-line spelling
+_CLI_EXAMPLES = {'length': '9.0Mpc or 400pc', 'angle': '18arcsec, 1.5arcmin or 30deg'}
+
+
+def _quantity(text, physical_type, what, *, positive=True):
+    """A command-line quantity, checked like the Python API checks it (named by option)."""
     import astropy.units as u
+
+    from ._checks import _positive_quantity
+    types = physical_type if isinstance(physical_type, tuple) else (physical_type,)
+    example = ' or '.join(_CLI_EXAMPLES[t] for t in types)
+    wanted = ' or '.join(f'an {t}' if t[0] in 'aeiou' else f'a {t}' for t in types)
     try:
         value = u.Quantity(text)
     except (TypeError, ValueError):
-        raise _UsageError(f'{what}: cannot read {text!r} as a quantity with a unit, '
-                          'e.g. 9.0Mpc or 18arcsec.') from None
-    types = physical_type if isinstance(physical_type, tuple) else (physical_type,)
+        raise _UsageError(f'{what}: {text!r} is not {wanted}; give a number with a unit, '
+                          f'e.g. {example}.') from None
     if value.unit.physical_type not in types:
-        raise _UsageError(f'{what}: {text!r} is not a {" or ".join(types)}; give a unit, '
-                          'e.g. 9.0Mpc, 18arcsec or 400pc.')
+        raise _UsageError(f'{what}: {text!r} is not {wanted}; give a unit, e.g. {example}.')
+    if positive:
+        try:
+            _positive_quantity(value, what, types, example=example)
+        except (TypeError, ValueError) as exc:
+            raise _UsageError(str(exc)) from None
     return value
+
+
+def _center(values):
+    """``--center RA DEC``: degrees, or sexagesimal as SkyCoord reads it."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    ra, dec = (v.strip() for v in values)
+    try:
+        float(ra)
+        unit = (u.deg, u.deg)
+    except ValueError:  # 01h36m41.7s or 01:36:41.7 (hours)
+        unit = (u.hourangle, u.deg)
+    try:
+        return SkyCoord(ra, dec, unit=unit)
+    except (TypeError, ValueError) as exc:
+        raise _UsageError(f'--center: cannot read {ra} {dec} as RA and Dec ({exc}); give '
+                          'degrees (24.17 15.78) or sexagesimal (01h36m41.7s +15d47m01s).'
+                          ) from None
+
+
+def _protect_center(argv):
+    """
+    Keep a southern declination after ``--center`` a value.
+
+    argparse reads ``-09d54m50s`` as an unknown option (only plain negative
+    numbers pass); a leading space keeps it a value, and `_center` strips it.
+    """
+    argv = [str(a) for a in argv]
+    for i, arg in enumerate(argv):
+        if arg == '--center':
+            for j in (i + 1, i + 2):
+                if j < len(argv) and re.match(r'-[0-9.]', argv[j]):
+                    argv[j] = ' ' + argv[j]
+    return argv
+
+
+def _units(pairs):
+    """``--units BAND=UNIT`` options as a dict."""
+    out = {}
+    for pair in pairs or ():
+        band, sep, unit = pair.partition('=')
+        if not sep or not band.strip() or not unit.strip():
+            raise _UsageError(f'--units: {pair!r} is not BAND=UNIT; e.g. --units W1=Jy/pix '
+                              '--units 2MASS_J=MJy/sr.')
+        out[band.strip()] = unit.strip()
+    return out
+
+
+# API keyword spellings in library messages, and their command-line options
+_CLI_WORDS = [(re.compile(r'\bband="([^"]+)"'), r'--band \1'),
+              (re.compile(r'\b(distance|pixel_scale|resolution|units|band|ebv)=(?=[\s,.;)]|$)'),
+               lambda m: '--' + m.group(1).replace('_', '-'))]
+
+
+def _in_cli_terms(message):
+    """A library message with its keyword arguments spelled as options."""
+    for pattern, replacement in _CLI_WORDS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def _parser():
@@ -73,6 +148,9 @@ def _parser():
                      help='band of each IMAGE, in order (repeat once per image), e.g. '
                           '--band W1 --band GALEX_NUV; default: from the FITS headers')
     est.add_argument('--distance', metavar='QUANTITY', help='galaxy distance, e.g. 9.0Mpc')
+    est.add_argument('--units', action='append', metavar='BAND=UNIT',
+                     help='unit of an image whose header gives none (repeat per band), e.g. '
+                          '--units W1=Jy/pix; AllWISE and 2MASS Atlas files need none')
     est.add_argument('--ebv', type=float, metavar='E(B-V)',
                      help='Galactic reddening E(B-V) for the extinction correction')
     est.add_argument('--gaia', metavar='TABLE',
@@ -88,8 +166,9 @@ def _parser():
                           'needs --distance); default: the target FWHM')
     gal = est.add_argument_group('galaxy region (pixels outside are masked)')
     gal.add_argument('--name', help='galaxy name recorded in the output')
-    gal.add_argument('--center', nargs=2, type=float, metavar=('RA', 'DEC'),
-                     help='centre, degrees (ICRS)')
+    gal.add_argument('--center', nargs=2, metavar=('RA', 'DEC'),
+                     help='centre (ICRS), degrees (24.17 15.78) or sexagesimal '
+                          '(01h36m41.7s +15d47m01s)')
     gal.add_argument('--semimajor', metavar='QUANTITY', help='semi-major axis, e.g. 1arcmin')
     gal.add_argument('--axis-ratio', type=float, default=1.0, help='b/a (default 1)')
     gal.add_argument('--position-angle', metavar='QUANTITY', default='0deg',
@@ -161,13 +240,15 @@ def _galaxy(args):
         if args.semimajor is not None:
             raise _UsageError('--semimajor needs --center RA DEC.')
         return args.name
-    from astropy.coordinates import SkyCoord
     if args.semimajor is None:
         raise _UsageError('--center needs --semimajor too (the galaxy ellipse).')
-    galaxy = {'center': SkyCoord(*args.center, unit='deg'),
+    if not args.axis_ratio > 0:  # also catches nan
+        raise _UsageError(f'--axis-ratio must be a positive number (b/a), got {args.axis_ratio}.')
+    galaxy = {'center': _center(args.center),
               'semimajor': _quantity(args.semimajor, 'angle', '--semimajor'),
               'axis_ratio': args.axis_ratio,
-              'position_angle': _quantity(args.position_angle, 'angle', '--position-angle')}
+              'position_angle': _quantity(args.position_angle, 'angle', '--position-angle',
+                                          positive=False)}
     if args.name:
         galaxy['name'] = args.name
     return galaxy
@@ -178,15 +259,22 @@ def _estimate(args):
         raise _UsageError(f'got {len(args.images)} images but {len(args.band)} --band; '
                           'give one --band per image, or none.')
     output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise FileExistsError(f'{output} exists; use --overwrite to replace it.')
+    _check_output(output, args.overwrite, '-o')
+    if args.plot:
+        _check_output(Path(args.plot), True, '--plot')  # figures are replaced, as before
     distance = (None if args.distance is None
                 else _quantity(args.distance, 'length', '--distance'))
     pixel_scale = (None if args.pixel_scale is None
                    else _quantity(args.pixel_scale, ('angle', 'length'), '--pixel-scale'))
     resolution = args.resolution
     if resolution is not None and resolution[:1].isdigit():
-        resolution = _quantity(resolution, 'angle', '--resolution')
+        resolution = _quantity(resolution, ('angle', 'length'), '--resolution')
+    for option, value in (('--pixel-scale', pixel_scale), ('--resolution', resolution)):
+        if (distance is None and value is not None and not isinstance(value, str)
+                and value.unit.physical_type == 'length'):
+            raise _UsageError(f'{option} {value} is a physical length: give --distance too '
+                              '(e.g. --distance 9.0Mpc), or an angle such as 8arcsec.')
+    units = _units(args.units)
     galaxy = _galaxy(args)
     stars = None
     if args.gaia is not None:
@@ -197,10 +285,18 @@ def _estimate(args):
             stars = Table.read(args.gaia)
 
     from .estimate import estimate_dust_maps, write_dust_maps
-    maps = estimate_dust_maps(args.images, bands=args.band, model=args.model,
-                              distance=distance, ebv=args.ebv, galaxy=galaxy, stars=stars,
-                              resolution=resolution, pixel_scale=pixel_scale,
-                              progress=not args.no_progress)
+    from .io import NoCelestialWCSError
+    try:
+        maps = estimate_dust_maps(args.images, bands=args.band, model=args.model,
+                                  distance=distance, ebv=args.ebv, galaxy=galaxy, stars=stars,
+                                  resolution=resolution, pixel_scale=pixel_scale,
+                                  units=units or None, progress=not args.no_progress)
+    except NoCelestialWCSError as exc:
+        source = getattr(exc, 'source', 'an image')
+        raise ValueError(f'{source} has no celestial WCS in its header (CTYPE1/2 RA---/DEC--, '
+                         'CRVAL, CRPIX, CDELT or CD): the command line reads the sky '
+                         'position of every pixel from the FITS header. Use the archive file '
+                         'with its full header, or add the WCS keywords to it.') from None
     write_dust_maps(maps, output, overwrite=args.overwrite)
     print(f'wrote {output}')
     if args.plot:
@@ -214,6 +310,16 @@ def _estimate(args):
         save_dust_maps_figure(maps, args.plot, context=images[REFERENCE_BAND])
         print(f'wrote {args.plot}')
     return 0
+
+
+def _check_output(path, overwrite, option):
+    """Fail before the work, not after it, when an output cannot be written."""
+    folder = path.parent if str(path.parent) else Path('.')
+    if not folder.is_dir():
+        raise _UsageError(f'{option} {path}: the folder {folder} does not exist; create it '
+                          'first or write elsewhere.')
+    if path.exists() and not overwrite:
+        raise FileExistsError(f'{path} exists; use --overwrite to replace it.')
 
 
 def _models(args):
@@ -460,6 +566,7 @@ def main(argv=None):
         0 on success, 1 if the work failed, 2 for a usage error.
     """
     parser = _parser()
+    argv = _protect_center(sys.argv[1:] if argv is None else list(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
@@ -479,7 +586,7 @@ def main(argv=None):
     except Exception as exc:  # one line, no traceback: the messages say what to fix
         if os.environ.get('ASTRO_DUSTML_TRACEBACK'):
             raise
-        message = ' '.join(str(exc).split()) or type(exc).__name__
+        message = _in_cli_terms(' '.join(str(exc).split())) or type(exc).__name__
         print(f'astro-dustml: error: {message}', file=sys.stderr)
         return 1
 

@@ -25,12 +25,14 @@ from ndcube import NDCollection
 
 from . import __version__, conf
 from . import stars as _stars
+from ._checks import _positive_quantity
 from .align import align_images
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .dustmap_io import read_dust_maps, write_dust_maps
 from .exceptions import AstroDustMLWarning, OutOfDomainWarning
+from .features import valid_bands
 from .io import _parse_collection
-from .prepare import _parse_galaxy, prepare_images
+from .prepare import _inside, _parse_galaxy, _sky_circle, prepare_images
 from .registry import get_model
 from .sed import FLAG_MASKED, FLAG_MISSING, _as_wcs, _usable, make_pixel_table
 
@@ -44,7 +46,7 @@ TARGETS = {'sLd': u.dex, 'sMd': u.dex, 'Td': u.K}
 MAP_FLAGS = {
     'OUTSIDE': 1,        # outside the galaxy region or the common footprint
     'MASKED_INPUT': 2,   # an input band is masked there (foreground star, bad pixel)
-    'MISSING_INPUT': 4,  # a band given as input has no data there
+    'MISSING_INPUT': 4,  # off the image of a band given as input (still predicted)
     'OUT_OF_DOMAIN': 8,  # colours outside the training range, or too few bands
     'NO_PREDICTION': 16,  # the model returned no finite value
 }
@@ -129,6 +131,146 @@ def _galaxy_info(galaxy):
     return type(galaxy).__name__
 
 
+def _check_numbers(distance, pixel_scale, resolution):
+    """Distance, pixel scale and resolution checked at the boundary (finite, > 0)."""
+    if distance is not None:
+        distance = _positive_quantity(distance, 'distance', 'length', default_unit=u.Mpc,
+                                      example='10 * u.Mpc').to(u.Mpc)
+    if pixel_scale is not None:
+        pixel_scale = _positive_quantity(pixel_scale, 'pixel_scale', ('angle', 'length'),
+                                         example='8 * u.arcsec or 400 * u.pc')
+    if resolution is not None and not isinstance(resolution, str):
+        resolution = _positive_quantity(resolution, 'resolution', ('angle', 'length'),
+                                        example='18 * u.arcsec, 1 * u.kpc or a band name')
+    for name, value in (('pixel_scale', pixel_scale), ('resolution', resolution)):
+        if (isinstance(value, u.Quantity) and value.unit.physical_type == 'length'
+                and distance is None):
+            raise ValueError(f'{name} is a physical length ({value}); give the distance '
+                             '(distance=) to turn it into an angle.')
+    return distance, pixel_scale, resolution
+
+
+def _drop_uninformative(images):
+    """
+    Leave out bands whose pixels are all zero or all equal (no information).
+
+    Returns the kept images and ``{band: reason}``; the reference band cannot
+    be left out, so an uninformative one is an error.
+    """
+    unused = {}
+    for band, image in images.items():
+        values = np.asarray(image.data)[_usable(image)]
+        if values.size and np.ptp(values) == 0:
+            unused[band] = ('all zero' if values[0] == 0
+                            else f'constant (every pixel {values[0]:.6g})')
+    if REFERENCE_BAND in unused:
+        raise ValueError(f'The {REFERENCE_BAND} image is {unused[REFERENCE_BAND]}: it carries '
+                         'no signal, and WISE 3.4 µm is the reference band every '
+                         'prediction needs. Check that the right file or array was given.')
+    return {b: im for b, im in images.items() if b not in unused}, unused
+
+
+def _sign_flipped(prepared, region):
+    """
+    ``{band: reason}`` of prepared bands whose significant signal is negative.
+
+    A sky-subtracted galaxy is positive; when the significant (> 3 sigma)
+    pixels sum to a negative total, the map is sign-flipped (or a
+    difference image), and every colour with it would be wrong.
+    """
+    out = {}
+    for band, image in prepared.items():
+        data = np.asarray(image.data)
+        sigma = np.asarray(image.uncertainty.array) if image.uncertainty is not None else None
+        good = _usable(image)
+        if region is not None:
+            good &= _inside(region, image.wcs, data.shape, 1.0)
+        if sigma is None or not good.any():
+            continue
+        with np.errstate(invalid='ignore'):
+            significant = good & (np.abs(data) > 3 * sigma)
+        positive = data[significant & (data > 0)].sum()
+        negative = -data[significant & (data < 0)].sum()
+        if significant.sum() >= 5 and negative > 2 * positive:
+            out[band] = 'sign-flipped (its significant pixels are negative)'
+    if REFERENCE_BAND in out:
+        raise ValueError(f'The {REFERENCE_BAND} image is {out[REFERENCE_BAND]} after sky '
+                         'subtraction, and WISE 3.4 µm is the reference band every '
+                         'prediction needs. Check the file (a difference or inverted image?) '
+                         'and its unit.')
+    return out
+
+
+def _uncovered_bands(table, bands):
+    """``{band: reason}`` of bands with no usable pixel in the pixel table."""
+    out = {}
+    for band in bands:
+        col = f'{band}_flag'
+        if col in table.colnames and len(table) and np.all(
+                np.asarray(table[col]) & (FLAG_MASKED | FLAG_MISSING)):
+            out[band] = 'no data inside the galaxy region'
+    return out
+
+
+def _warn_unused(unused):
+    if unused:
+        what = '; '.join(f'{band}: {why}' for band, why in unused.items())
+        warnings.warn(f'Left out {", ".join(unused)} ({what}): treated as missing, the maps '
+                      "are estimated without them (maps.meta['unused_bands']). Check those "
+                      'images if they should have been used.', AstroDustMLWarning)
+
+
+def _check_overlap(images):
+    """Every image must overlap the WISE 3.4 µm one somewhere on the sky."""
+    ref = images[REFERENCE_BAND]
+    ref_centre, ref_radius = _sky_circle(ref.wcs, ref.shape)
+    for band, image in images.items():
+        if band == REFERENCE_BAND:
+            continue
+        centre, radius = _sky_circle(image.wcs, image.shape)
+        separation = ref_centre.separation(centre)
+        if separation > ref_radius + radius:
+            raise ValueError(
+                f'The {band} image does not overlap the {REFERENCE_BAND} image: their '
+                f'centres are {separation.to(u.deg):.3f} apart, more than the images '
+                'span. They show different parts of the sky (e.g. another galaxy): check '
+                'the files and their WCS.')
+
+
+def _explain_all_masked(table, bands, model, ebv):
+    """Why no pixel got a prediction: bands, the model's needs, E(B-V)."""
+    reasons = []
+    min_bands = getattr(model, 'min_bands', None)
+    card = getattr(model, 'card', None) or {}
+    core = list(getattr(model, 'core_bands_', None) or card.get('core_bands') or [])
+    valid = valid_bands(table, bands=bands, min_snr=getattr(model, 'min_snr', None))
+    counts = dict(zip(bands, valid.sum(axis=0)))
+    empty = [b for b, n in counts.items() if n == 0]
+    if empty:
+        reasons.append(f'{", ".join(empty)} has no pixel above the minimum signal-to-noise '
+                       'or with positive flux')
+    most = int(valid.sum(axis=1).max()) if len(valid) else 0
+    if min_bands is not None and most < min_bands:
+        reasons.append(f'the model needs {REFERENCE_BAND} and at least {min_bands} usable '
+                       f'bands per pixel, but the pixels have at most {most} '
+                       f'(usable: {", ".join(b for b in bands if counts[b]) or "none"})')
+    missing_core = [b for b in core if counts.get(b, 0) == 0]
+    if missing_core:
+        reasons.append(f'its core bands are {", ".join(core)}; missing here: '
+                       f'{", ".join(missing_core)}')
+    ebv_value = None if ebv is None else u.Quantity(ebv, u.mag).to_value(u.mag)
+    if ebv_value is not None and ebv_value > 1:
+        reasons.append(f'E(B-V) = {ebv_value:g} mag is absurd for Galactic foreground '
+                       'extinction (it is below ~0.5 mag away from the Galactic plane) and '
+                       'pushes the colours out of the training domain')
+    if not reasons:
+        reasons.append('the colours lie outside the training range of the model: check the '
+                       'units of the images (units=, --units) and E(B-V)')
+    return ('Every pixel is masked after prediction: ' + '; '.join(reasons) + '. Add the '
+            'missing bands, fix the values named, or use a model trained on these bands '
+            '(astro_dustml.registry.list_models).')
+
+
 # The chained steps, each in one place so that the pipeline reads top-down
 
 
@@ -153,16 +295,44 @@ def _mask_stars(prepared, stars, *, region):
 
 
 def _align(prepared, *, resolution, pixel_scale, distance):
+    # The grid covers every image ('union'), then is cut to the WISE 3.4 µm
+    # footprint: a band that covers only part of the galaxy is missing (and
+    # flagged) there instead of cropping the maps to its footprint
     if isinstance(resolution, u.Quantity) and resolution.unit.physical_type == 'length':
         # A physical FWHM (needs the distance)
-        return align_images(prepared, resolution=resolution, pixel_scale=pixel_scale,
-                            distance=distance)
-    return align_images(prepared, target=resolution, pixel_scale=pixel_scale,
-                        distance=distance)
+        aligned = align_images(prepared, resolution=resolution, pixel_scale=pixel_scale,
+                               distance=distance, footprint='union')
+    else:
+        aligned = align_images(prepared, target=resolution, pixel_scale=pixel_scale,
+                               distance=distance, footprint='union')
+    return _crop_to_reference(aligned)
 
 
-def _pixel_flags(table, bands, shape):
-    """Per-pixel MAP_FLAGS from the pixel table's band flags."""
+def _crop_to_reference(aligned):
+    """The aligned collection cut to the pixels where WISE 3.4 µm has data."""
+    ref = aligned[REFERENCE_BAND]
+    rows, cols = np.nonzero(_usable(ref))
+    scale = aligned.meta['pixel_scale']
+    if rows.size == 0 or np.ptp(rows) < 1 or np.ptp(cols) < 1:
+        raise ValueError(
+            f'The output pixels ({scale:.4g}) are too large for the images: the '
+            f'{REFERENCE_BAND} image covers fewer than 2 x 2 of them. Give a smaller '
+            'pixel_scale (or resolution), or larger images.')
+    y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    members = [(band, image[y0:y1, x0:x1]) for band, image in aligned.items()]
+    meta = dict(aligned.meta, wcs=members[0][1].wcs, shape=(int(y1 - y0), int(x1 - x0)))
+    return NDCollection(members, aligned_axes='all', meta=meta)
+
+
+def _pixel_flags(table, bands, shape, covered=None):
+    """
+    Per-pixel MAP_FLAGS from the pixel table's band flags.
+
+    ``covered`` (band -> boolean map of the pixels on that band's image): a
+    band without data outside its image is MISSING_INPUT there (the pixel is
+    predicted from the other bands); masked or NaN on its image is
+    MASKED_INPUT (a foreground star or bad pixel: the pixel is masked).
+    """
     flags = np.full(shape, MAP_FLAGS['OUTSIDE'], dtype=np.int16)
     y, x = np.asarray(table['y'], int), np.asarray(table['x'], int)
     row_flags = np.zeros(len(table), dtype=np.int16)
@@ -171,16 +341,32 @@ def _pixel_flags(table, bands, shape):
         if col not in table.colnames:
             continue
         bits = np.asarray(table[col], dtype=int)
-        row_flags |= np.where(bits & FLAG_MASKED, MAP_FLAGS['MASKED_INPUT'], 0).astype(np.int16)
-        row_flags |= np.where(bits & FLAG_MISSING, MAP_FLAGS['MISSING_INPUT'],
+        on_image = np.ones(len(table), bool) if covered is None else covered[band][y, x]
+        no_data = (bits & (FLAG_MASKED | FLAG_MISSING)) != 0
+        row_flags |= np.where(no_data & on_image, MAP_FLAGS['MASKED_INPUT'], 0).astype(np.int16)
+        row_flags |= np.where(no_data & ~on_image, MAP_FLAGS['MISSING_INPUT'],
                               0).astype(np.int16)
     flags[y, x] = row_flags
     return flags, y, x
 
 
+def _coverage(images, wcs, shape):
+    """Per band: True where an output pixel centre falls on the band's image."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    world = wcs.pixel_to_world(xx, yy)
+    out = {}
+    for band, image in images.items():
+        ny, nx = image.shape
+        with np.errstate(invalid='ignore'):
+            x, y = image.wcs.world_to_pixel(world)
+            out[band] = (np.isfinite(x) & np.isfinite(y) & (x > -0.5) & (x < nx - 0.5)
+                         & (y > -0.5) & (y < ny - 0.5))
+    return out
+
+
 def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=None,
                        stars=None, resolution=None, pixel_scale=None, bands=None,
-                       progress=True):
+                       units=None, progress=True):
     """
     Estimate resolved dust maps of a galaxy from its UV–MIR images.
 
@@ -217,6 +403,11 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         the target PSF FWHM.
     bands : sequence of str, optional
         Band names for a sequence of images without recognisable headers.
+    units : dict, optional
+        Band name -> unit of the images that carry none (no unit attribute,
+        ``BUNIT``/``SIGUNIT``, or ``MAGZP`` for AllWISE and 2MASS Atlas
+        files); without it such an image is read in its band's native survey
+        unit, with a warning.
     progress : bool, optional
         Show a progress bar (on a terminal).
 
@@ -228,7 +419,9 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         `~astropy.nddata.StdDevUncertainty` and mask (True = no valid
         estimate). ``maps.meta`` holds ``flags`` (int array, bits of
         `MAP_FLAGS`), ``model`` (the model card), ``model_name``,
-        ``inputs`` (bands used), ``ignored_bands``, ``psf_fwhm``,
+        ``inputs`` (the bands really used), ``ignored_bands`` (not model
+        inputs), ``unused_bands`` (band -> why it was left out: all zero,
+        constant, sign-flipped, or no data inside the galaxy), ``psf_fwhm``,
         ``pixel_scale``, ``distance``, ``ebv``, ``galaxy``,
         ``out_of_domain_fraction`` and ``version``; each map's ``meta`` the
         same without ``flags``.
@@ -237,10 +430,18 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     ------
     ValueError
         No WISE 3.4 µm image, an image without WCS, an unknown band, an
-        unknown model name, or no pixel left to predict.
+        unknown model name, a galaxy that is not on the images, a
+        non-positive or non-finite distance, pixel scale or resolution, or no
+        pixel left to predict (the message names the cause).
 
     Warns
     -----
+    ~astro_dustml.exceptions.AstroDustMLWarning
+        A band is all zero, constant or sign-flipped, or has no data inside
+        the galaxy: it is left out (``meta['unused_bands']``). Pixels with
+        absurd values are masked. A band that covers only part of the galaxy
+        is missing there (flag ``MISSING_INPUT``); the pixels are still
+        predicted from the other bands.
     ~astro_dustml.exceptions.OutOfDomainWarning
         Some pixels lie outside the model's training domain (they are
         masked); the message gives the fraction.
@@ -258,20 +459,27 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     Traceback (most recent call last):
     ValueError: No WISE 3.4 µm (WISE_3.4) image among the inputs (WISE_12). ...
     """
-    parsed = _parse_collection(images, bands=bands)
-    _check_reference(parsed)
     name, region, galaxy_distance = _parse_galaxy(galaxy)
+    distance, pixel_scale, resolution = _check_numbers(
+        galaxy_distance if distance is None else distance, pixel_scale, resolution)
+    if isinstance(images, Mapping):  # the bands are known before any image is read
+        _check_reference({get_band(key).name: None for key in images})
+    parsed = _parse_collection(images, bands=bands, units=units)
+    _check_reference(parsed)
     dust_model, model_name = _resolve_model(model)
     selected, ignored = _select_bands(parsed, _model_bands(dust_model))
     _check_not_all_masked(selected)
-    if distance is None:
-        distance = galaxy_distance
-    if distance is not None:
-        distance = u.Quantity(distance, u.Mpc)
+    selected, unused = _drop_uninformative(selected)
+    _check_overlap(selected)
 
     steps = 5 + (stars is not None)
     with _progress(steps, progress) as bar:
         prepared = _prepare(selected, ebv=ebv, region=region)
+        flipped = _sign_flipped(prepared, region)
+        if flipped:
+            unused.update(flipped)
+            prepared = NDCollection([(b, im) for b, im in prepared.items() if b not in flipped],
+                                    meta=prepared.meta)
         bar.update()
         if stars is not None:
             prepared = _mask_stars(prepared, stars, region=region)
@@ -284,14 +492,17 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         bar.update()
         # make_pixel_table records its grid (WCS as a header string) in the meta
         wcs, shape = _as_wcs(table.meta['wcs']), tuple(table.meta['shape'])
-        flags, y, x = _pixel_flags(table, list(selected), shape)
-        usable = (flags[y, x] & (MAP_FLAGS['MASKED_INPUT'] | MAP_FLAGS['MISSING_INPUT'])) == 0
-        if len(table) == 0 or not usable.any():
+        used = [b for b in prepared.keys() if b in selected]
+        flags, y, x = _pixel_flags(table, used, shape, _coverage(prepared, wcs, shape))
+        uncovered = _uncovered_bands(table, used)
+        unused.update(uncovered)
+        used = [b for b in used if b not in uncovered]
+        _warn_unused(unused)
+        if len(table) == 0 or REFERENCE_BAND in uncovered:
             raise ValueError(
-                'Every pixel is masked: no pixel has valid data in all input bands '
-                f'({", ".join(selected)}) inside the galaxy region. Check the masks '
-                'and footprints of the images, the galaxy= region and the star '
-                'masks, or drop the band that covers too little.')
+                'Every pixel is masked: no pixel inside the galaxy region has valid WISE '
+                '3.4 µm data (the reference band every prediction needs). Check the '
+                'WISE 3.4 µm mask and footprint, the galaxy= region and the star masks.')
         prediction = _predict(dust_model, table)
         bar.update()
         maps, meta_flags = _make_maps(prediction, flags, y, x, wcs, shape)
@@ -306,14 +517,14 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
                       'training range or too few bands); they are masked '
                       "(maps.meta['flags'] bit OUT_OF_DOMAIN).", OutOfDomainWarning)
     if not any((~m.mask).any() for m in maps.values()):
-        raise ValueError('Every pixel is masked after prediction (out of the model '
-                         'domain or no finite prediction); see the OutOfDomainWarning.')
+        raise ValueError(_explain_all_masked(table, used, dust_model, ebv))
     aligned_meta = getattr(aligned, 'meta', None) or {}
     meta = {
         'model': dict(getattr(dust_model, 'card', None) or {}),
         'model_name': model_name,
-        'inputs': list(selected),
+        'inputs': used,
         'ignored_bands': ignored,
+        'unused_bands': unused,
         'psf_fwhm': table.meta.get('psf_fwhm', aligned_meta.get('psf_fwhm')),
         'pixel_scale': aligned_meta.get('pixel_scale'),
         'distance': distance,
@@ -360,7 +571,9 @@ def _make_maps(prediction, flags, y, x, wcs, shape):
         finite &= np.isfinite(value) & np.isfinite(error)
         values[name] = (value, error)
     flags[y[~finite], x[~finite]] |= MAP_FLAGS['NO_PREDICTION']
-    mask = flags != 0
+    # A band missing at a pixel (partial coverage) is flagged, not masked: the
+    # model predicts from the other bands there (or flags it out of domain)
+    mask = (flags & ~MAP_FLAGS['MISSING_INPUT']) != 0
     maps = {}
     for name, unit in targets.items():
         data = np.full(shape, np.nan)

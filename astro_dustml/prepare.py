@@ -21,6 +21,7 @@ from ndcube import NDCollection
 from regions import EllipseSkyRegion
 from scipy import ndimage
 
+from ._checks import _finite_angle, _positive_quantity
 from .bands import get_band
 from .exceptions import AstroDustMLWarning
 from .io import _bad_pixels, _parse_collection, _parse_image
@@ -100,15 +101,18 @@ def galaxy_region(center, *, semimajor=None, d25=None, axis_ratio=1.0,
                         "SkyCoord(215.6, -0.39, unit='deg').")
     if (semimajor is None) == (d25 is None):
         raise ValueError('Give exactly one of semimajor= and d25= (angles).')
-    size = semimajor if d25 is None else 0.5 * d25
-    if not isinstance(size, u.Quantity) or not size.unit.is_equivalent(u.deg):
-        raise TypeError('semimajor / d25 must be angle Quantities, e.g. 90 * u.arcsec.')
-    if not isinstance(position_angle, u.Quantity) or \
-            not position_angle.unit.is_equivalent(u.deg):
-        raise TypeError('position_angle must be an angle Quantity, e.g. 30 * u.deg.')
-    ratio = float(axis_ratio)
+    if d25 is None:
+        size = _positive_quantity(semimajor, 'semimajor', 'angle', example='90 * u.arcsec')
+    else:
+        size = 0.5 * _positive_quantity(d25, 'd25', 'angle', example='3 * u.arcmin')
+    position_angle = _finite_angle(position_angle, 'position_angle')
+    try:
+        ratio = float(axis_ratio)
+    except (TypeError, ValueError):
+        ratio = np.nan
     if not np.isfinite(ratio) or ratio <= 0:
-        raise ValueError(f'axis_ratio must be positive, got {axis_ratio}.')
+        raise ValueError(f'axis_ratio must be a finite positive number (b/a), got '
+                         f'{axis_ratio!r}.')
     ratio = 1 / ratio if ratio > 1 else ratio
     if convention == 'east-of-north':
         angle = position_angle - 90 * u.deg
@@ -160,19 +164,6 @@ def _pixel_area(wcs):
     return (proj_plane_pixel_area(wcs.celestial) * u.deg ** 2).to(u.sr)
 
 
-def _resolve_unit(image, unit, band):
-    """Explicit unit, else the image's own, else the band's native unit."""
-    if unit is not None:
-        return u.Unit(unit)
-    if image.meta.get('unit_known', True):
-        return image.unit
-    warnings.warn(
-        f'The {band.name} image carries no unit (no unit attribute, BUNIT or SIGUNIT); '
-        f'assuming the native survey unit {band.native_unit}. Pass unit= to '
-        'state the real unit and silence this warning.', AstroDustMLWarning)
-    return band.native_unit
-
-
 def _to_output_factor(unit, pixel_area, band):
     """Multiplicative factor from ``unit`` to MJy/sr."""
     if unit.is_equivalent(OUTPUT_UNIT):
@@ -219,9 +210,6 @@ def _fit_sky(data, good, kind, sigma):
     """Sigma-clipped plane or constant; returns (model array, rms, params)."""
     ny, nx = data.shape
     yy, xx = np.nonzero(good)
-    if yy.size < 10:
-        raise ValueError('Too few sky pixels outside the galaxy to estimate the sky; '
-                         'give a smaller galaxy aperture or a larger image, or sky=None.')
     step = max(1, yy.size // _MAX_SKY_PIXELS)
     yy, xx = yy[::step], xx[::step]
     values = data[yy, xx]
@@ -245,6 +233,114 @@ def _fit_sky(data, good, kind, sigma):
     return sky, rms, params
 
 
+# A pixel this many times brighter than the 99th percentile of an image is a
+# hot pixel or a corrupt value, not sky or galaxy (a bright nucleus or star is
+# at most ~1e4 times brighter). It is masked before anything else: an FFT
+# convolution spreads ~1e-16 of it over the whole map, and 1e300 overflows.
+_ABSURD_FACTOR = 1e6
+# Fewer sky pixels than this give no stable sky fit
+_MIN_SKY_PIXELS = 10
+
+
+def _absurd_pixels(values, bad):
+    """True where a finite value is absurdly large for the image it is in."""
+    magnitude = np.abs(values[~bad])
+    magnitude = magnitude[magnitude > 0]
+    if magnitude.size == 0:
+        return np.zeros(values.shape, bool)
+    level = np.percentile(magnitude, 99)
+    with np.errstate(invalid='ignore', over='ignore'):
+        return ~bad & (np.abs(values) > _ABSURD_FACTOR * level)
+
+
+def _mask_absurd(data, noise, bad, band):
+    """
+    Mask non-finite and absurd pixels (data or uncertainty) in one place.
+
+    Returns new ``data`` (NaN where masked) and ``bad``; warns naming the band
+    when finite pixels had to be masked.
+    """
+    absurd = _absurd_pixels(data, bad)
+    noisy = np.zeros(data.shape, bool)
+    if noise is not None:
+        noise_bad = ~np.isfinite(noise)
+        noisy = (noise_bad | _absurd_pixels(noise, bad | noise_bad)) & ~bad & ~absurd
+    if absurd.any() or noisy.any():
+        parts = []
+        if absurd.any():
+            peak = np.max(np.abs(data[absurd]))
+            parts.append(f'{int(absurd.sum())} with absurd values (up to {peak:.3g}, more '
+                         f'than {_ABSURD_FACTOR:.0e} times its 99th percentile)')
+        if noisy.any():
+            parts.append(f'{int(noisy.sum())} with a non-finite or absurd uncertainty')
+        warnings.warn(f'{int((absurd | noisy).sum())} pixel(s) of the {band.name} image are '
+                      f'masked as bad pixels: {"; ".join(parts)}.', AstroDustMLWarning)
+    absurd |= noisy
+    # Masked pixels keep their values; absurd and non-finite ones become NaN
+    data = np.where(absurd | ~np.isfinite(data), np.nan, data)
+    return data, bad | absurd
+
+
+def _sky_circle(wcs, shape):
+    """Centre of an image on the sky and its radius (to the farthest pixel corner)."""
+    ny, nx = shape
+    centre = wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
+    corners = wcs.pixel_to_world([-0.5, nx - 0.5, -0.5, nx - 0.5],
+                                 [-0.5, -0.5, ny - 0.5, ny - 0.5])
+    return centre, max(centre.separation(corners))
+
+
+def _check_on_image(region, wcs, shape, band):
+    """Fail clearly when the galaxy ellipse does not reach the image at all."""
+    if region is None:
+        return
+    ny, nx = shape
+    middle, radius = _sky_circle(wcs, shape)
+    reach = radius + region.width / 2
+    offset = middle.separation(region.center)
+    inside = offset <= reach
+    if inside:
+        # Separation says maybe; the pixel box says for sure
+        x, y = wcs.world_to_pixel(region.center)
+        a = (region.width / 2 / (np.sqrt(_pixel_area(wcs)).to(u.arcsec))).to_value(u.one)
+        inside = bool(np.isfinite(x) and np.isfinite(y) and -0.5 - a <= x <= nx - 0.5 + a
+                      and -0.5 - a <= y <= ny - 0.5 + a)
+    if not inside:
+        center = region.center.to_string('hmsdms', precision=1)
+        raise ValueError(
+            f'The galaxy is not on the {band.name} image: its centre ({center}) lies '
+            f'{offset.to(u.arcmin):.1f} from the image centre, and neither it nor its '
+            f'ellipse (semi-major {region.width.to(u.arcsec) / 2:.1f}) reaches the '
+            f'{nx} x {ny} pixel image. Check the galaxy centre (RA, Dec in degrees, ICRS) '
+            'and that this image shows the galaxy, or leave the band out.')
+
+
+def _sky_advice(region, wcs, shape, usable, annulus, band):
+    """Why there are too few sky pixels, and what to do about it."""
+    n = int(usable.sum())
+    if region is None:
+        return (f'Only {n} usable pixels in the {band.name} image to estimate the sky; '
+                'give a larger image, or fewer masked/NaN pixels.')
+    scale = np.sqrt(_pixel_area(wcs)).to(u.arcsec)
+    a_pix = (region.width / 2 / scale).to_value(u.one)
+    b_pix = (region.height / 2 / scale).to_value(u.one)
+    outer = annulus[1] if annulus[1] is not None else 2 * annulus[0]
+    ring_area = np.pi * a_pix * b_pix * (outer ** 2 - annulus[0] ** 2)
+    if ring_area < 2 * _MIN_SKY_PIXELS:
+        return (f'The galaxy ellipse is tiny for the {band.name} pixels (semi-major '
+                f'{region.width.to(u.arcsec) / 2:.2f} = {a_pix:.2g} pixels): its sky annulus '
+                f'({annulus[0]:g} to {outer:g} times the ellipse) holds only {n} usable '
+                'pixels. Give the galaxy its real size (a larger semimajor or d25, e.g. '
+                'the D25 diameter), or use all pixels beyond the ellipse with '
+                f'sky_annulus=({annulus[0]:g}, None).')
+    return (f'Only {n} usable sky pixels in the {band.name} image: the sky annulus around '
+            f'the galaxy ({annulus[0]:g} to {outer:g} times its ellipse of semi-major '
+            f'{region.width.to(u.arcsec) / 2:.1f}) lies mostly off the image or is masked. '
+            'The image is too small for the galaxy: give a larger cutout (at least '
+            f'{2 * outer:g} times the ellipse), a smaller ellipse if it is too large, or '
+            f'sky_annulus=({annulus[0]:g}, None) to use every pixel beyond the ellipse.')
+
+
 def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy=None,
                   sky='plane', sky_annulus=SKY_ANNULUS, psf_fwhm=None, sigma=3.0):
     """
@@ -258,9 +354,11 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
         Band name; default ``image.meta['band']`` or the FITS header.
     unit : `~astropy.units.Unit` or str, optional
         The image unit. Wins over everything else; otherwise the unit is the
-        image's own (NDData unit, header ``BUNIT`` or ``SIGUNIT``), and failing
-        that the band's native survey unit (with a warning). Flux densities
-        per pixel (Jy/pix, native DN, nanomaggies, counts/s) and surface
+        image's own (NDData unit, header ``BUNIT`` or ``SIGUNIT``; data numbers
+        of AllWISE and 2MASS Atlas files through the header's zero point
+        ``MAGZP``), and failing that the band's native survey unit (with a
+        warning). An unreadable ``BUNIT`` is an error. Flux densities per
+        pixel (Jy/pix, native DN, nanomaggies, counts/s) and surface
         brightnesses are accepted; a bare flux density (Jy) is read as per pixel.
     ebv : float or `~astropy.units.Quantity`, optional
         Galactic E(B-V) in magnitudes. The image is multiplied by
@@ -297,7 +395,10 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
         (or the uncertainty the image carried), the calibration error
         (``band.calibration_error``) and the extinction uncertainty, in
         quadrature; the last two are correlated over the whole map. ``mask``
-        is True at NaN pixels (and wherever the input was masked). ``meta``
+        is True at NaN pixels (and wherever the input was masked), and at
+        absurd pixels (more than 1e6 times the image's 99th percentile, or
+        with a non-finite uncertainty), which are also set to NaN, with a
+        warning, so that no convolution spreads them. ``meta``
         holds ``'band'``, ``'psf_fwhm'``, ``'background_rms'``, ``'sky'``,
         ``'ebv'``, ``'ebv_err'``, ``'extinction_factor'``, ``'galaxy_region'``,
         ``'input_unit'`` and ``'systematic_error'`` (the fractional
@@ -307,7 +408,9 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
     Raises
     ------
     ValueError
-        If the image has no celestial WCS or the band is unknown.
+        If the image has no celestial WCS, the band is unknown, the galaxy
+        is not on the image, or too few sky pixels are left (the message says
+        whether the ellipse is too small or the image too small).
     astropy.units.UnitConversionError
         If the unit is neither a surface brightness nor a flux per pixel.
 
@@ -330,23 +433,30 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
     """
     if sky not in ('plane', 'constant', None):
         raise ValueError(f"sky must be 'plane', 'constant' or None, not {sky!r}.")
-    parsed = _parse_image(image, band=band)
+    # The one parse of the image: it resolves the unit (explicit unit= wins)
+    parsed = _parse_image(image, band=band, unit=unit, given_unit_wins=True)
     band = get_band(parsed.meta['band'])
     wcs = parsed.wcs
     pixel_area = _pixel_area(wcs)
-    in_unit = _resolve_unit(parsed, unit, band)
+    in_unit = parsed.unit
     factor = _to_output_factor(in_unit, pixel_area, band)
 
     fwhm = psf_fwhm if psf_fwhm is not None else parsed.meta.get('psf_fwhm', band.fwhm)
-    fwhm = u.Quantity(fwhm).to(u.arcsec)
+    fwhm = _positive_quantity(fwhm, 'psf_fwhm', 'angle', example='6 * u.arcsec')
+    fwhm = fwhm.to(u.arcsec)
     fwhm_pix = (fwhm / np.sqrt(pixel_area).to(u.arcsec)).to_value(u.one)
 
-    data = np.array(parsed.data, dtype=float)
-    bad = _bad_pixels(data, parsed.mask)
+    given_noise = (None if parsed.uncertainty is None
+                   else np.abs(np.asarray(parsed.uncertainty.array, dtype=float)))
+    data, bad = _mask_absurd(np.array(parsed.data, dtype=float), given_noise,
+                             _bad_pixels(parsed.data, parsed.mask), band)
     region = _parse_galaxy(galaxy)[1]
+    _check_on_image(region, wcs, data.shape, band)
     usable = _sky_mask(data.shape, wcs, region, sky_annulus) & ~bad
     if region is None and usable.any():
         usable &= ~_source_mask(data, usable, fwhm_pix)
+    if usable.sum() < _MIN_SKY_PIXELS:
+        raise ValueError(_sky_advice(region, wcs, data.shape, usable, sky_annulus, band))
     # sky=None still needs the sky pixels' RMS, from a constant fit
     sky_model, rms, params = _fit_sky(data, usable, sky or 'constant', sigma)
     if sky is not None:
@@ -354,10 +464,7 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
     else:
         params = {'type': None}
 
-    if parsed.uncertainty is not None:
-        noise = np.abs(np.asarray(parsed.uncertainty.array, dtype=float))
-    else:
-        noise = np.full(data.shape, rms)
+    noise = np.full(data.shape, rms) if given_noise is None else given_noise
 
     ebv_value, ebv_error, ext_factor, ext_frac = _extinction(band, ebv, ebv_err)
     data = data * (factor * ext_factor)
@@ -366,7 +473,6 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
                                         * data ** 2))
 
     meta = dict(parsed.meta)
-    meta.pop('unit_known', None)
     if 'header' in meta:
         header = meta['header'].copy()
         for key in ('BUNIT', 'SIGUNIT'):
@@ -434,16 +540,11 @@ def prepare_images(collection, *, ebv=None, ebv_err=None, galaxy=None, units=Non
     >>> list(out.keys()), out['WISE_4.6'].unit
     (['WISE_3.4', 'WISE_4.6'], Unit("MJy / sr"))
     """
-    parsed = _parse_collection(collection)
-    units = {get_band(k).name: v for k, v in (units or {}).items()}
+    # One parse of each image, which resolves its unit (units= first)
+    parsed = _parse_collection(collection, units=units)
     fwhms = {get_band(k).name: v for k, v in (psf_fwhm or {}).items()}
-    unknown = set(units) - set(parsed)
-    if unknown:
-        raise ValueError(f'units= names bands not in the collection: {sorted(unknown)}; '
-                         f'the collection has {sorted(parsed)}. Drop those entries or '
-                         'fix their band names.')
     name, region, _ = _parse_galaxy(galaxy)
-    out = [(band, prepare_image(image, band, unit=units.get(band), ebv=ebv,
+    out = [(band, prepare_image(image, band, ebv=ebv,
                                 ebv_err=ebv_err, galaxy=region, sky=sky, sky_annulus=sky_annulus,
                                 psf_fwhm=fwhms.get(band), sigma=sigma))
            for band, image in parsed.items()]

@@ -173,8 +173,7 @@ def _celestial(image, band):
 def _flux_factor(image, band, pixel_area):
     """Factor turning the image's data into Jy per pixel."""
     unit = image.unit
-    if unit is None or unit == u.dimensionless_unscaled or (
-            isinstance(image.meta, Mapping) and image.meta.get('unit_known') is False):
+    if unit is None or unit == u.dimensionless_unscaled:
         raise u.UnitsError(
             f'The {band} image has no unit. Give it one (CCDData unit=, a BUNIT header '
             'keyword), e.g. through astro_dustml.prepare.prepare_images.')

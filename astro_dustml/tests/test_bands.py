@@ -95,7 +95,11 @@ def test_band_is_frozen():
 
 
 def test_header_recognition_synthetic():
-    cases = [({'TELESCOP': 'Spitzer', 'INSTRUME': 'IRAC', 'CHNLNUM': 1}, None),
+    cases = [({'TELESCOP': 'Spitzer', 'INSTRUME': 'IRAC', 'CHNLNUM': 1}, 'Spitzer_3.6'),
+             # AllWISE Atlas cutouts number their band; 2MASS Atlas tiles say ORIGIN
+             ({'TELESCOP': 'WISE', 'BAND': 1}, 'WISE_3.4'),
+             ({'ORIGIN': '2MASS', 'FILTER': 'k'}, '2MASS_Ks'),
+             ({'TELESCOP': 'Spitzer', 'INSTRUME': 'IRAC'}, None),
              ({'TELESCOP': 'WISE', 'BAND': 'W2'}, 'WISE_4.6'),
              ({'TELESCOP': 'Herschel', 'INSTRUME': 'SPIRE', 'DETECTOR': 'PLW'}, 'SPIRE_500'),
              ({'TELESCOP': 'SDSS', 'FILTER': 'r'}, 'SDSS_r'),

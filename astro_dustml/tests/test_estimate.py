@@ -199,7 +199,8 @@ def test_error_real_ngc5584_lacks_wise_34(shared_data):
     bands = ['GALEX_NUV', 'WISE_12', 'PACS_100', 'SPIRE_250']
     paths = [str(shared_data / 'images' / f'NGC5584_{b}.fits.gz') for b in bands]
     with pytest.raises(ValueError, match=r'No WISE 3\.4 µm \(WISE_3\.4\)') as err:
-        estimate_dust_maps(paths, bands=bands, progress=False)
+        # The WISE 12 map has no unit keyword; its values are Jy/pix
+        estimate_dust_maps(paths, bands=bands, units={'WISE_12': 'Jy/pix'}, progress=False)
     for band in ('GALEX_NUV', 'WISE_12', 'PACS_100', 'SPIRE_250'):
         assert band in str(err.value)
 

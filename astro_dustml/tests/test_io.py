@@ -5,6 +5,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.wcs import WCS
 
+from astro_dustml.bands import get_band
 from astro_dustml.exceptions import AstroDustMLWarning
 from astro_dustml.io import _parse_image, make_collection, read_images
 
@@ -52,19 +53,26 @@ def test_no_wcs_is_an_error():
         _parse_image(np.ones((3, 3)), band='W1')
 
 
-def test_unknown_unit_left_for_preparation(wcs):
-    image = _parse_image((np.ones((3, 3)), wcs), band='W1')
-    assert image.meta['unit_known'] is False
+def test_unknown_unit_resolved_once(wcs):
+    """Without any unit the parse falls back to the native unit, once, and says so."""
+    with pytest.warns(AstroDustMLWarning, match='native survey unit'):
+        image = _parse_image((np.ones((3, 3)), wcs), band='W1')
+    assert image.unit == get_band('W1').native_unit
+    assert image.meta['unit_source'].startswith('native')
+    # A second parse keeps the resolved unit and warns no more
+    again = _parse_image(image)
+    assert again.unit == image.unit and again.meta['unit_source'] == image.meta['unit_source']
 
 
 def test_collection_errors(wcs):
     with pytest.raises(ValueError, match='Two images are in band WISE_3.4'):
-        make_collection([(np.ones((3, 3)), wcs)] * 2, bands=['W1', 'WISE_3.4'])
+        make_collection([(np.ones((3, 3)), wcs)] * 2, bands=['W1', 'WISE_3.4'],
+                        units={'W1': 'Jy/pix'})
     with pytest.raises(ValueError, match='Got 2 images but 1 band'):
-        make_collection([(np.ones((3, 3)), wcs)] * 2, bands=['W1'])
+        make_collection([(np.ones((3, 3)), wcs)] * 2, bands=['W1'], units={'W1': 'Jy/pix'})
     with pytest.raises(ValueError, match='align them first'):
         make_collection({'W1': (np.ones((3, 3)), wcs), 'W2': (np.ones((4, 4)), wcs)},
-                        aligned=True)
+                        aligned=True, units={'W1': 'Jy/pix', 'W2': 'Jy/pix'})
 
 
 def test_read_real_images(shared_data):

@@ -1,0 +1,78 @@
+"""
+Checks of the numbers users give at the API boundary (private).
+
+One helper per kind of value, each taking the argument's name, so that a
+negative distance, a NaN pixel scale or a semi-major axis in Mpc gives the same
+clear error from `~astro_dustml.estimate.estimate_dust_maps`,
+`~astro_dustml.prepare.galaxy_region` and the command line (which passes its
+option name, e.g. ``'--distance'``).
+"""
+
+import astropy.units as u
+import numpy as np
+
+__all__ = []
+
+_EXAMPLES = {'length': '10 * u.Mpc or 400 * u.pc', 'angle': '18 * u.arcsec or 1 * u.arcmin'}
+
+
+def _positive_quantity(value, name, kinds, *, default_unit=None, example=None):
+    """
+    ``value`` as a finite, strictly positive scalar Quantity of one of ``kinds``.
+
+    Parameters
+    ----------
+    value : `~astropy.units.Quantity`, str or number
+        A Quantity, a string astropy reads as one (``'10 Mpc'``), or a bare
+        number when ``default_unit`` is given.
+    name : str
+        Name of the argument (or command-line option) for the message.
+    kinds : str or tuple of str
+        Accepted physical types, e.g. ``'length'`` or ``('angle', 'length')``.
+    default_unit : `~astropy.units.UnitBase`, optional
+        Unit of a bare number; without it a bare number is an error.
+    example : str, optional
+        Example value for the message; default from ``kinds``.
+
+    Raises
+    ------
+    astropy.units.UnitTypeError
+        Not a Quantity, or not of an accepted physical type.
+    ValueError
+        Not finite, not a scalar, or not strictly positive.
+    """
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    wanted = ' or '.join(f'an {k}' if k[0] in 'aeiou' else f'a {k}' for k in kinds)
+    example = example or ' or '.join(_EXAMPLES.get(k, k) for k in kinds)
+    if isinstance(value, u.Quantity):
+        quantity = value
+    elif isinstance(value, str):
+        try:
+            quantity = u.Quantity(value)
+        except (TypeError, ValueError):
+            raise u.UnitTypeError(f'{name} must be {wanted} with a unit, e.g. {example}; '
+                                  f'cannot read {value!r}.') from None
+    elif default_unit is not None and np.isscalar(value) and not isinstance(value, bool):
+        quantity = u.Quantity(value, default_unit)
+    else:
+        raise u.UnitTypeError(f'{name} must be {wanted} Quantity, e.g. {example}; got '
+                              f'{value!r}.')
+    if quantity.unit.physical_type not in kinds:
+        raise u.UnitTypeError(f'{name} must be {wanted}, e.g. {example}; got {value} '
+                              f'({quantity.unit.physical_type}).')
+    if not quantity.isscalar:
+        raise ValueError(f'{name} must be a single value, got shape {quantity.shape}.')
+    if not np.isfinite(quantity.value) or quantity.value <= 0:
+        raise ValueError(f'{name} must be a finite positive {kinds[0]}, e.g. {example}; '
+                         f'got {quantity}.')
+    return quantity
+
+
+def _finite_angle(value, name):
+    """``value`` as a finite scalar angle Quantity (any sign), e.g. a position angle."""
+    if not isinstance(value, u.Quantity) or value.unit.physical_type != 'angle':
+        raise u.UnitTypeError(f'{name} must be an angle Quantity, e.g. 30 * u.deg; got '
+                              f'{value!r}.')
+    if not value.isscalar or not np.isfinite(value.value):
+        raise ValueError(f'{name} must be a finite angle, e.g. 30 * u.deg; got {value}.')
+    return value
