@@ -1,0 +1,406 @@
+"""
+Dust mass, temperature and luminosity from far-infrared maps or fluxes.
+
+`fit_dust_sed` fits the modified black body of `astro_dustml.dust_emission`
+(band-integrated through the real transmission curves) to every pixel of
+aligned MIPS, PACS and SPIRE maps at once, or to every row of a flux table.
+For each temperature of a grid the model is linear in the dust mass, so the
+best mass and the chi^2 follow in closed form for all pixels and temperatures
+with two matrix products; the posterior over the grid (flat priors on ``T``
+and ``Md``, the mass marginalised analytically) gives means and standard
+deviations of ``Md``, ``Td`` and ``Ld``.
+
+The DustPedia CIGALE/THEMIS catalogue (Nersesian et al. 2019), the truth the
+models learn, is not a single modified black body: its ``Tdust`` is
+``18.3 K Umin**(1/5.79)`` and its ``Ldust`` covers the whole infrared.  So by
+default the fit is put on the catalogue's scale by a linear correction in the
+fitted temperature,
+
+    ``y_cat = y_fit + c0 + c1 (T_fit - 20 K)``  for ``log10 Md``, ``log10 Ld`` and ``Td``,
+
+whose coefficients and cross-validated scatter were derived on the global
+DustPedia photometry by ``scripts/calibrate_fir.py`` and ship as
+``data/dust_fit_calibration.json`` (see the far-infrared page of the docs).
+"""
+
+import json
+import warnings
+from functools import lru_cache
+from importlib.resources import files
+
+import astropy.units as u
+import numpy as np
+from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.table import QTable
+from ndcube import NDCollection
+
+from .bands import FIR_BANDS, get_band
+from .dust_emission import BETA, _band_flux_per_mass, _luminosity_per_mass
+from .exceptions import AstroDustMLWarning
+from .sed import _check_aligned, _error_array, _flux_factor, _members, _pixel_area, _usable
+
+__all__ = ['fit_dust_sed', 'apply_dust_calibration', 'dust_calibration']
+
+_CALIBRATION_FILE = 'dust_fit_calibration.json'
+_T_REFERENCE = 20.0  # K, pivot of the calibration's temperature term
+_LN10 = np.log(10)
+_CHUNK = 8192  # pixels per block: (block x temperatures) arrays of ~25 MB
+
+
+@lru_cache(maxsize=None)
+def dust_calibration():
+    """
+    The shipped calibration of `fit_dust_sed` to the CIGALE catalogue scale.
+
+    Returns
+    -------
+    calibration : dict
+        ``band_sets``: per set of fitted bands (names joined by ``'+'``), the
+        ``coefficients`` per quantity (``'Mdust'``, ``'Ldust'``: log10;
+        ``'Tdust'``: K): ``offset``, ``slope`` (per K of ``T_fit - 20 K``)
+        and grouped-CV ``scatter``, with its ``cross_validation`` report;
+        ``default``: the set used for band sets without their own; the
+        provenance of the fit.
+
+    Examples
+    --------
+    >>> from astro_dustml.dust_fit import dust_calibration
+    >>> cal = dust_calibration()
+    >>> sorted(cal['band_sets'][cal['default']]['coefficients'])
+    ['Ldust', 'Mdust', 'Tdust']
+    """
+    path = files('astro_dustml').joinpath('data', _CALIBRATION_FILE)
+    return json.loads(path.read_text())
+
+
+def _band_key(bands):
+    """Key of a band set in the calibration file: registry order, joined by '+'."""
+    names = {get_band(b).name for b in bands}
+    return '+'.join(b for b in FIR_BANDS if b in names)
+
+
+def _coefficients(bands):
+    """Calibration coefficients of a band set, else those of the default set (warns)."""
+    calibration = dust_calibration()
+    key = _band_key(bands)
+    sets = calibration['band_sets']
+    if key not in sets:
+        warnings.warn(f'No calibration was derived for the band set {key} (too few DustPedia '
+                      f'galaxies have it); using that of {calibration["default"]}.',
+                      AstroDustMLWarning)
+        key = calibration['default']
+    return key, sets[key]['coefficients']
+
+
+def _calibrate(result, coef):
+    """Catalogue-scale values and uncertainties from raw fit arrays (dict of arrays)."""
+    t, t_err = result['Td'], result['Td_err']
+    dt = t - _T_REFERENCE
+    out = dict(result)
+    for name, key in (('Mdust', 'Md'), ('Ldust', 'Ld')):
+        c = coef[name]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            log_value = np.log10(result[key])
+            log_err = result[f'{key}_err'] / (result[key] * _LN10)
+        log_cal = log_value + c['offset'] + c['slope'] * dt
+        log_cal_err = np.sqrt(log_err ** 2 + (c['slope'] * t_err) ** 2 + c['scatter'] ** 2)
+        out[key] = 10 ** log_cal
+        out[f'{key}_err'] = out[key] * _LN10 * log_cal_err
+    c = coef['Tdust']
+    out['Td'] = t + c['offset'] + c['slope'] * dt
+    out['Td_err'] = np.sqrt(((1 + c['slope']) * t_err) ** 2 + c['scatter'] ** 2)
+    return out
+
+
+def apply_dust_calibration(mass, temperature, luminosity, *, bands, mass_err=None,
+                           temperature_err=None, luminosity_err=None):
+    """
+    Put raw modified-black-body values on the CIGALE catalogue scale.
+
+    Parameters
+    ----------
+    mass, temperature, luminosity : `~astropy.units.Quantity`
+        Raw fit values (``fit_dust_sed(..., calibrated=False)``).
+    bands : sequence of str
+        The bands that were fitted (each band set has its own calibration).
+    mass_err, temperature_err, luminosity_err : `~astropy.units.Quantity`, optional
+        Their uncertainties (default zero); the calibration scatter is added.
+
+    Returns
+    -------
+    calibrated : dict
+        ``Md``, ``Td``, ``Ld`` and their ``_err`` as Quantities.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from astro_dustml.dust_fit import apply_dust_calibration
+    >>> out = apply_dust_calibration(1e7 * u.Msun, 20 * u.K, 1e9 * u.Lsun,
+    ...                              bands=['PACS_100', 'SPIRE_250'])
+    >>> out['Td'].unit, out['Md'].unit
+    (Unit("K"), Unit("solMass"))
+    """
+    def value(q, unit):
+        return np.asarray(0.0 if q is None else u.Quantity(q).to_value(unit), dtype=float)
+
+    raw = {'Md': value(mass, u.Msun), 'Md_err': value(mass_err, u.Msun),
+           'Td': value(temperature, u.K), 'Td_err': value(temperature_err, u.K),
+           'Ld': value(luminosity, u.Lsun), 'Ld_err': value(luminosity_err, u.Lsun)}
+    out = _calibrate(raw, _coefficients(bands)[1])
+    units = {'Md': u.Msun, 'Td': u.K, 'Ld': u.Lsun}
+    return {k: out[k] * units[k.split('_')[0]] for k in ('Md', 'Md_err', 'Td', 'Td_err',
+                                                         'Ld', 'Ld_err')}
+
+
+def _fit_arrays(flux, sigma, kernels, temperatures, luminosity_per_mass):
+    """
+    Grid posterior of the modified black body for many SEDs at once.
+
+    ``flux``, ``sigma``: (n, n_bands) in Jy Mpc^2 (weight 0 where sigma is
+    not finite); ``kernels``: (n_bands, n_T) model flux of one Msun at 1 Mpc.
+    """
+    n = flux.shape[0]
+    out = {k: np.full(n, np.nan) for k in ('Md', 'Md_err', 'Td', 'Td_err', 'Ld', 'Ld_err',
+                                           'chi2')}
+    # flat prior in T on a log grid: each grid point carries dT ~ T
+    log_prior = np.log(temperatures)
+    k2 = kernels ** 2
+    for start in range(0, n, _CHUNK):
+        sl = slice(start, start + _CHUNK)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            w = np.where(np.isfinite(sigma[sl]) & (sigma[sl] > 0) & np.isfinite(flux[sl]),
+                         1 / sigma[sl] ** 2, 0.0)
+        f = np.where(w > 0, flux[sl], 0.0)
+        a = (w * f) @ kernels          # sum w F K
+        b = w @ k2                      # sum w K^2
+        with np.errstate(divide='ignore', invalid='ignore'):
+            mass = a / b
+            chi2 = np.sum(w * f ** 2, axis=1)[:, None] - a * mass
+            chi2_min = np.min(chi2, axis=1, keepdims=True)
+            log_post = -0.5 * (chi2 - chi2_min) - 0.5 * np.log(b) + log_prior
+            log_post -= np.max(log_post, axis=1, keepdims=True)
+            p = np.exp(log_post)
+            p /= p.sum(axis=1, keepdims=True)
+            var_mass = 1 / b
+        t_mean = p @ temperatures
+        t_var = p @ temperatures ** 2 - t_mean ** 2
+        # Moments of log10 Md and log10 Ld: robust where the temperature is
+        # poorly constrained (the mass grows steeply towards low T)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            log_m = np.log10(mass)
+            log_var = var_mass / (mass * _LN10) ** 2
+            log_l = log_m + np.log10(luminosity_per_mass)
+        positive = a[:, 0] > 0  # the sign of the best mass is that of sum w F K
+        for key, log_value in (('Md', log_m), ('Ld', log_l)):
+            mean = np.sum(p * np.where(positive[:, None], log_value, 0), axis=1)
+            var = np.sum(p * np.where(positive[:, None], log_var + log_value ** 2, 0),
+                         axis=1) - mean ** 2
+            value = np.where(positive, 10 ** mean, np.nan)
+            out[key][sl] = value
+            out[f'{key}_err'][sl] = value * _LN10 * np.sqrt(np.clip(var, 0, None))
+        out['Td'][sl], out['Td_err'][sl] = t_mean, np.sqrt(np.clip(t_var, 0, None))
+        out['chi2'][sl] = chi2_min[:, 0]
+    return out
+
+
+def _select_bands(bands, min_wavelength):
+    bands = [get_band(b).name for b in bands]
+    not_fir = [b for b in bands if b not in FIR_BANDS]
+    if not_fir:
+        raise ValueError(f'fit_dust_sed fits far-infrared bands only; {not_fir} are not '
+                         f'among {", ".join(FIR_BANDS)}.')
+    short = [b for b in bands if get_band(b).wavelength < min_wavelength]
+    if short:
+        warnings.warn(f'{short} lie shortward of min_wavelength={min_wavelength} and carry '
+                      'warm dust a single cold modified black body does not describe: they '
+                      'are not fitted. Lower min_wavelength to fit them, or leave them out.',
+                      AstroDustMLWarning)
+    used = [b for b in bands if b not in short]
+    if len(used) < 2:
+        raise ValueError(f'A dust fit needs at least two bands at >= {min_wavelength}; got '
+                         f'{used or "none"}. Add PACS/SPIRE/MIPS 160 maps or fluxes.')
+    return used
+
+
+def _temperature_grid(temperature_range, n):
+    lo, hi = u.Quantity(temperature_range).to_value(u.K)
+    if not 0 < lo < hi:
+        raise ValueError('temperature_range must be two increasing positive temperatures, '
+                         f'got {temperature_range}.')
+    return np.geomspace(lo, hi, n)
+
+
+def _finish(result, coefficients, n_used):
+    bad = (n_used < 2) | ~(result['Md'] > 0)
+    if coefficients is not None:
+        result = _calibrate(result, coefficients)
+    for key in result:
+        result[key] = np.where(bad, np.nan, result[key])
+    return result, bad
+
+
+def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
+                 min_wavelength=100 * u.micron, temperature_range=(10, 60) * u.K,
+                 n_temperatures=400, calibration_errors=True, beta=BETA, filter_dir=None):
+    """
+    Fit dust mass, temperature and luminosity to far-infrared maps or fluxes.
+
+    Parameters
+    ----------
+    data : `~ndcube.NDCollection`, mapping of band to image, or `~astropy.table.QTable`
+        Aligned maps (same grid; surface brightness or flux per pixel, each
+        with a `~astropy.nddata.StdDevUncertainty`), or a table with a flux
+        column ``<band>`` and ``<band>_err`` per band (Jy) and a
+        ``distance`` column (e.g. `astro_dustml.sed.read_dustpedia_photometry`).
+    distance : `~astropy.units.Quantity`, optional
+        Distance of the galaxy; required for maps, overrides the table's.
+    bands : sequence of str, optional
+        Bands to fit (default every far-infrared band present).  At least two
+        at ``>= min_wavelength`` are needed.
+    calibrated : bool, optional
+        Return values on the CIGALE catalogue scale (`dust_calibration`),
+        with the calibration scatter added to the uncertainties; `False` for
+        the raw modified black body.
+    min_wavelength : `~astropy.units.Quantity`, optional
+        Shorter bands (warm dust, stochastic heating) are left out, with a
+        warning.  The shipped calibration is for the default.
+    temperature_range : `~astropy.units.Quantity`, optional
+        Range of the (flat) temperature prior; the default 10 to 60 K brackets
+        the catalogue's temperatures (12 to 39 K) and keeps two-band fits,
+        whose colour admits cold solutions of huge mass, in check.
+    n_temperatures : int, optional
+        Points of the logarithmic temperature grid.
+    calibration_errors : bool, optional
+        Add each band's calibration uncertainty (band registry) to its errors.
+    beta : float, optional
+        Emissivity index; the shipped colour corrections and calibration are
+        for the default.
+    filter_dir : path-like, optional
+        Folder of pcigale filter curves, to integrate them instead of using
+        the shipped colour corrections.
+
+    Returns
+    -------
+    result : `~ndcube.NDCollection` or `~astropy.table.QTable`
+        For maps: ``'Md'`` (solMass per pixel), ``'Td'`` (K), ``'Ld'`` (solLum
+        per pixel) as `~astropy.nddata.CCDData` with uncertainties, the
+        masks of pixels with fewer than two usable bands, and ``'chi2'``.
+        For a table: a copy with ``Md_fit``, ``Td_fit``, ``Ld_fit``, their
+        ``_err``, ``chi2_fit`` and ``n_bands_fit`` added.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two bands, unaligned maps, no distance.
+
+    Examples
+    --------
+    >>> import numpy as np, astropy.units as u
+    >>> from astropy.table import QTable
+    >>> from astro_dustml.dust_emission import band_flux
+    >>> from astro_dustml.dust_fit import fit_dust_sed
+    >>> bands = ['PACS_100', 'PACS_160', 'SPIRE_250', 'SPIRE_350', 'SPIRE_500']
+    >>> t = QTable({'distance': [10.] * u.Mpc})
+    >>> for b in bands:
+    ...     f = band_flux(b, 1e7 * u.Msun, 22 * u.K, 10 * u.Mpc)
+    ...     t[b], t[f'{b}_err'] = [f.value] * u.Jy, [0.03 * f.value] * u.Jy
+    >>> out = fit_dust_sed(t, calibrated=False, calibration_errors=False)
+    >>> round(float(out['Td_fit'][0].value), 1), round(float(np.log10(out['Md_fit'][0].value)), 2)
+    (22.0, 7.0)
+    """
+    temperatures = _temperature_grid(temperature_range, n_temperatures)
+    min_wavelength = u.Quantity(min_wavelength, u.micron)
+    if isinstance(data, QTable):
+        return _fit_table(data, distance, bands, calibrated, min_wavelength, temperatures,
+                          calibration_errors, beta, filter_dir)
+    images = _members(data)
+    if distance is None:
+        raise ValueError('fit_dust_sed needs distance= (e.g. 22.5 * u.Mpc) for maps.')
+    distance_mpc = u.Quantity(distance).to_value(u.Mpc)
+    bands = _select_bands([b for b in FIR_BANDS if b in images] if bands is None else bands,
+                          min_wavelength)
+    missing = [b for b in bands if b not in images]
+    if missing:
+        raise ValueError(f'No image of {missing} in the collection; it has {list(images)}.')
+    images = {b: images[b] for b in bands}
+    wcs, shape = _check_aligned(images)
+    area = _pixel_area(wcs)
+    flux, sigma = [], []
+    for band, image in images.items():
+        factor = _flux_factor(image, band, area)
+        err = _error_array(image)
+        if err is None:
+            raise ValueError(f'The {band} map has no uncertainty; give it a '
+                             'StdDevUncertainty (e.g. the error map of the archive).')
+        value = np.where(_usable(image), np.asarray(image.data, dtype=float) * factor, np.nan)
+        err = np.asarray(err, dtype=float) * factor
+        if calibration_errors:
+            err = np.hypot(err, get_band(band).calibration_error * value)
+        flux.append(value.ravel())
+        sigma.append(np.where(np.isfinite(value), err, np.nan).ravel())
+    flux = np.stack(flux, axis=1) * distance_mpc ** 2
+    sigma = np.stack(sigma, axis=1) * distance_mpc ** 2
+    result, bad, n_used = _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir)
+    meta = {'bands': bands, 'distance': u.Quantity(distance, u.Mpc), 'calibrated': calibrated,
+            'beta': beta,
+            'calibration': dict(zip(('band_set', 'coefficients'), _coefficients(bands)))
+            if calibrated else None}
+    units = {'Md': u.Msun, 'Td': u.K, 'Ld': u.Lsun}
+    maps = []
+    mask = bad.reshape(shape)
+    for key, unit in units.items():
+        maps.append((key, CCDData(result[key].reshape(shape), unit=unit, wcs=wcs.deepcopy(),
+                                  uncertainty=StdDevUncertainty(
+                                      result[f'{key}_err'].reshape(shape)),
+                                  mask=mask.copy(), meta=dict(meta, quantity=key))))
+    maps.append(('chi2', CCDData(result['chi2'].reshape(shape), unit=u.one, wcs=wcs.deepcopy(),
+                                 mask=mask.copy(),
+                                 meta=dict(meta, quantity='chi2',
+                                           n_bands=n_used.reshape(shape)))))
+    return NDCollection(maps, aligned_axes='all', meta=meta)
+
+
+def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir):
+    coefficients = None
+    if calibrated:
+        if beta != BETA:
+            raise ValueError(f'The calibration is for beta={BETA}; pass calibrated=False for '
+                             f'beta={beta}.')
+        coefficients = _coefficients(bands)[1]
+    kernels = np.array([_band_flux_per_mass(b, temperatures, beta, filter_dir) for b in bands])
+    raw = _fit_arrays(flux, sigma, kernels, temperatures,
+                      _luminosity_per_mass(temperatures, beta))
+    n_used = np.sum(np.isfinite(flux) & np.isfinite(sigma) & (sigma > 0), axis=1)
+    result, bad = _finish(raw, coefficients, n_used)
+    return result, bad, n_used
+
+
+def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
+               calibration_errors, beta, filter_dir):
+    if bands is None:
+        bands = [b for b in FIR_BANDS if b in table.colnames]
+    bands = _select_bands(bands, min_wavelength)
+    for b in bands:
+        if b not in table.colnames or f'{b}_err' not in table.colnames:
+            raise ValueError(f'The table lacks the columns {b} and {b}_err (Jy).')
+    if distance is None:
+        if 'distance' not in table.colnames:
+            raise ValueError('Give distance= or a distance column in the table.')
+        distance = table['distance']
+    d2 = np.broadcast_to(u.Quantity(distance).to_value(u.Mpc), (len(table),)) ** 2
+    flux = np.stack([u.Quantity(table[b]).to_value(u.Jy) for b in bands], axis=1)
+    sigma = np.stack([u.Quantity(table[f'{b}_err']).to_value(u.Jy) for b in bands], axis=1)
+    if calibration_errors:
+        cal = np.array([get_band(b).calibration_error for b in bands])
+        sigma = np.hypot(sigma, cal * flux)
+    result, bad, n_used = _run(flux * d2[:, None], sigma * d2[:, None], bands, temperatures,
+                               calibrated, beta, filter_dir)
+    out = table.copy()
+    units = {'Md': u.Msun, 'Td': u.K, 'Ld': u.Lsun}
+    for key, unit in units.items():
+        out[f'{key}_fit'] = result[key] * unit
+        out[f'{key}_fit_err'] = result[f'{key}_err'] * unit
+    out['chi2_fit'] = result['chi2']
+    out['n_bands_fit'] = n_used
+    out.meta['dust_fit'] = {'bands': bands, 'calibrated': calibrated, 'beta': beta}
+    return out
