@@ -158,48 +158,58 @@ def _fit_arrays(flux, sigma, kernels, temperatures, luminosity_per_mass):
 
     ``flux``, ``sigma``: (n, n_bands) in Jy Mpc^2 (weight 0 where sigma is
     not finite); ``kernels``: (n_bands, n_T) model flux of one Msun at 1 Mpc.
+    With ``a = sum w F K`` and ``b = sum w K^2`` per temperature, the best
+    mass is ``a / b`` with variance ``1 / b`` and ``chi^2 = sum w F^2 - a^2 / b``;
+    marginalising the mass (flat positive prior, approximately) weights each
+    temperature by ``exp(-chi^2 / 2) / sqrt(b)``; temperatures whose best mass
+    is not positive (``a <= 0``) get no weight, and SEDs without any (no
+    detection) are left NaN.
     """
     n = flux.shape[0]
     out = {k: np.full(n, np.nan) for k in ('Md', 'Md_err', 'Td', 'Td_err', 'Ld', 'Ld_err',
-                                           'chi2')}
+                                           'chi2', 'snr')}
+    with np.errstate(divide='ignore', invalid='ignore'):
+        w_all = np.where(np.isfinite(sigma) & (sigma > 0) & np.isfinite(flux),
+                         1 / sigma ** 2, 0.0)
+    f_all = np.where(w_all > 0, flux, 0.0)
+    detected = np.flatnonzero(np.count_nonzero(w_all, axis=1) >= 2)
     # flat prior in T on a log grid: each grid point carries dT ~ T
     log_prior = np.log(temperatures)
+    log_lum = np.log10(luminosity_per_mass)
     k2 = kernels ** 2
-    for start in range(0, n, _CHUNK):
-        sl = slice(start, start + _CHUNK)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            w = np.where(np.isfinite(sigma[sl]) & (sigma[sl] > 0) & np.isfinite(flux[sl]),
-                         1 / sigma[sl] ** 2, 0.0)
-        f = np.where(w > 0, flux[sl], 0.0)
-        a = (w * f) @ kernels          # sum w F K
-        b = w @ k2                      # sum w K^2
-        with np.errstate(divide='ignore', invalid='ignore'):
-            mass = a / b
-            chi2 = np.sum(w * f ** 2, axis=1)[:, None] - a * mass
-            chi2_min = np.min(chi2, axis=1, keepdims=True)
-            log_post = -0.5 * (chi2 - chi2_min) - 0.5 * np.log(b) + log_prior
-            log_post -= np.max(log_post, axis=1, keepdims=True)
-            p = np.exp(log_post)
-            p /= p.sum(axis=1, keepdims=True)
-            var_mass = 1 / b
-        t_mean = p @ temperatures
-        t_var = p @ temperatures ** 2 - t_mean ** 2
-        # Moments of log10 Md and log10 Ld: robust where the temperature is
-        # poorly constrained (the mass grows steeply towards low T)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            log_m = np.log10(mass)
-            log_var = var_mass / (mass * _LN10) ** 2
-            log_l = log_m + np.log10(luminosity_per_mass)
-        positive = a[:, 0] > 0  # the sign of the best mass is that of sum w F K
-        for key, log_value in (('Md', log_m), ('Ld', log_l)):
-            mean = np.sum(p * np.where(positive[:, None], log_value, 0), axis=1)
-            var = np.sum(p * np.where(positive[:, None], log_var + log_value ** 2, 0),
-                         axis=1) - mean ** 2
-            value = np.where(positive, 10 ** mean, np.nan)
-            out[key][sl] = value
-            out[f'{key}_err'][sl] = value * _LN10 * np.sqrt(np.clip(var, 0, None))
-        out['Td'][sl], out['Td_err'][sl] = t_mean, np.sqrt(np.clip(t_var, 0, None))
-        out['chi2'][sl] = chi2_min[:, 0]
+    for start in range(0, detected.size, _CHUNK):
+        rows = detected[start:start + _CHUNK]
+        w, f = w_all[rows], f_all[rows]
+        a = (w * f) @ kernels
+        keep = np.any(a > 0, axis=1)
+        rows, w, f, a = rows[keep], w[keep], f[keep], a[keep]
+        valid = a > 0
+        b = w @ k2
+        ln_a, ln_b = np.log(np.where(valid, a, 1.0)), np.log(b)
+        chi2 = np.sum(w * f ** 2, axis=1)[:, None] - np.where(valid, np.exp(2 * ln_a - ln_b), 0)
+        chi2_min = np.min(np.where(valid, chi2, np.inf), axis=1, keepdims=True)
+        log_post = np.where(valid, -0.5 * (chi2 - chi2_min) - 0.5 * ln_b + log_prior, -np.inf)
+        p = np.exp(log_post - np.max(log_post, axis=1, keepdims=True))
+        norm = p.sum(axis=1)
+        t_mean = (p @ temperatures) / norm
+        t_var = (p @ temperatures ** 2) / norm - t_mean ** 2
+        # moments of log10 Md (robust where T is poorly constrained: the mass
+        # grows steeply towards low T); var(log10 Md | T) = b / a^2 / ln(10)^2
+        log_m = (ln_a - ln_b) / _LN10
+        m_mean = np.sum(p * log_m, axis=1) / norm
+        m_sq = np.sum(p * (log_m ** 2 + np.exp(ln_b - 2 * ln_a) / _LN10 ** 2), axis=1) / norm
+        # log10 Ld = log10 Md + log10 l(T)
+        l_mean = m_mean + (p @ log_lum) / norm
+        l_sq = m_sq + 2 * np.sum(p * log_m * log_lum, axis=1) / norm + (p @ log_lum ** 2) / norm
+        for key, mean, sq in (('Md', m_mean, m_sq), ('Ld', l_mean, l_sq)):
+            value = 10 ** mean
+            out[key][rows] = value
+            out[f'{key}_err'][rows] = value * _LN10 * np.sqrt(np.clip(sq - mean ** 2, 0, None))
+        out['Td'][rows], out['Td_err'][rows] = t_mean, np.sqrt(np.clip(t_var, 0, None))
+        out['chi2'][rows] = chi2_min[:, 0]
+        # mass signal-to-noise a / sqrt(b) at the best temperature
+        best = np.argmin(np.where(valid, chi2, np.inf), axis=1)[:, None]
+        out['snr'][rows] = np.take_along_axis(np.exp(ln_a - 0.5 * ln_b), best, axis=1)[:, 0]
     return out
 
 
@@ -230,18 +240,19 @@ def _temperature_grid(temperature_range, n):
     return np.geomspace(lo, hi, n)
 
 
-def _finish(result, coefficients, n_used):
-    bad = (n_used < 2) | ~(result['Md'] > 0)
+def _finish(result, coefficients, n_used, min_snr):
+    failed = (n_used < 2) | ~(result['Md'] > 0)
     if coefficients is not None:
         result = _calibrate(result, coefficients)
     for key in result:
-        result[key] = np.where(bad, np.nan, result[key])
-    return result, bad
+        result[key] = np.where(failed, np.nan, result[key])
+    return result, failed | ~(result['snr'] >= min_snr)
 
 
 def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
                  min_wavelength=100 * u.micron, temperature_range=(10, 60) * u.K,
-                 n_temperatures=400, calibration_errors=True, beta=BETA, filter_dir=None):
+                 n_temperatures=256, min_snr=3.0, calibration_errors=False, beta=BETA,
+                 filter_dir=None):
     """
     Fit dust mass, temperature and luminosity to far-infrared maps or fluxes.
 
@@ -270,8 +281,15 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
         whose colour admits cold solutions of huge mass, in check.
     n_temperatures : int, optional
         Points of the logarithmic temperature grid.
+    min_snr : float, optional
+        Pixels (rows) whose dust mass is detected at less than this
+        signal-to-noise ratio (at the best temperature) are masked (flagged
+        in ``mask_fit`` for tables); their values are kept, dominated by the
+        temperature prior.
     calibration_errors : bool, optional
-        Add each band's calibration uncertainty (band registry) to its errors.
+        Add each band's calibration uncertainty (band registry) to its
+        errors; leave False when they include it already (as those of
+        `astro_dustml.prepare.prepare_images` and of the DustPedia photometry do).
     beta : float, optional
         Emissivity index; the shipped colour corrections and calibration are
         for the default.
@@ -284,9 +302,11 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     result : `~ndcube.NDCollection` or `~astropy.table.QTable`
         For maps: ``'Md'`` (solMass per pixel), ``'Td'`` (K), ``'Ld'`` (solLum
         per pixel) as `~astropy.nddata.CCDData` with uncertainties, the
-        masks of pixels with fewer than two usable bands, and ``'chi2'``.
+        masks of pixels with fewer than two usable bands or a mass detected
+        below ``min_snr``, and ``'chi2'`` (minimum chi^2; ``meta['n_bands']``
+        the bands used per pixel, ``meta['snr']`` the mass signal-to-noise).
         For a table: a copy with ``Md_fit``, ``Td_fit``, ``Ld_fit``, their
-        ``_err``, ``chi2_fit`` and ``n_bands_fit`` added.
+        ``_err``, ``chi2_fit``, ``snr_fit``, ``n_bands_fit`` and ``mask_fit`` added.
 
     Raises
     ------
@@ -304,7 +324,7 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     >>> for b in bands:
     ...     f = band_flux(b, 1e7 * u.Msun, 22 * u.K, 10 * u.Mpc)
     ...     t[b], t[f'{b}_err'] = [f.value] * u.Jy, [0.03 * f.value] * u.Jy
-    >>> out = fit_dust_sed(t, calibrated=False, calibration_errors=False)
+    >>> out = fit_dust_sed(t, calibrated=False)
     >>> round(float(out['Td_fit'][0].value), 1), round(float(np.log10(out['Md_fit'][0].value)), 2)
     (22.0, 7.0)
     """
@@ -312,7 +332,7 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     min_wavelength = u.Quantity(min_wavelength, u.micron)
     if isinstance(data, QTable):
         return _fit_table(data, distance, bands, calibrated, min_wavelength, temperatures,
-                          calibration_errors, beta, filter_dir)
+                          calibration_errors, beta, filter_dir, min_snr)
     images = _members(data)
     if distance is None:
         raise ValueError('fit_dust_sed needs distance= (e.g. 22.5 * u.Mpc) for maps.')
@@ -340,7 +360,8 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
         sigma.append(np.where(np.isfinite(value), err, np.nan).ravel())
     flux = np.stack(flux, axis=1) * distance_mpc ** 2
     sigma = np.stack(sigma, axis=1) * distance_mpc ** 2
-    result, bad, n_used = _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir)
+    result, bad, n_used = _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir,
+                               min_snr)
     meta = {'bands': bands, 'distance': u.Quantity(distance, u.Mpc), 'calibrated': calibrated,
             'beta': beta,
             'calibration': dict(zip(('band_set', 'coefficients'), _coefficients(bands)))
@@ -356,11 +377,12 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     maps.append(('chi2', CCDData(result['chi2'].reshape(shape), unit=u.one, wcs=wcs.deepcopy(),
                                  mask=mask.copy(),
                                  meta=dict(meta, quantity='chi2',
-                                           n_bands=n_used.reshape(shape)))))
+                                           n_bands=n_used.reshape(shape),
+                                           snr=result['snr'].reshape(shape)))))
     return NDCollection(maps, aligned_axes='all', meta=meta)
 
 
-def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir):
+def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir, min_snr):
     coefficients = None
     if calibrated:
         if beta != BETA:
@@ -371,12 +393,12 @@ def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir):
     raw = _fit_arrays(flux, sigma, kernels, temperatures,
                       _luminosity_per_mass(temperatures, beta))
     n_used = np.sum(np.isfinite(flux) & np.isfinite(sigma) & (sigma > 0), axis=1)
-    result, bad = _finish(raw, coefficients, n_used)
+    result, bad = _finish(raw, coefficients, n_used, min_snr)
     return result, bad, n_used
 
 
 def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
-               calibration_errors, beta, filter_dir):
+               calibration_errors, beta, filter_dir, min_snr):
     if bands is None:
         bands = [b for b in FIR_BANDS if b in table.colnames]
     bands = _select_bands(bands, min_wavelength)
@@ -394,13 +416,15 @@ def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
         cal = np.array([get_band(b).calibration_error for b in bands])
         sigma = np.hypot(sigma, cal * flux)
     result, bad, n_used = _run(flux * d2[:, None], sigma * d2[:, None], bands, temperatures,
-                               calibrated, beta, filter_dir)
+                               calibrated, beta, filter_dir, min_snr)
     out = table.copy()
     units = {'Md': u.Msun, 'Td': u.K, 'Ld': u.Lsun}
     for key, unit in units.items():
         out[f'{key}_fit'] = result[key] * unit
         out[f'{key}_fit_err'] = result[f'{key}_err'] * unit
     out['chi2_fit'] = result['chi2']
+    out['snr_fit'] = result['snr']
     out['n_bands_fit'] = n_used
+    out['mask_fit'] = bad
     out.meta['dust_fit'] = {'bands': bands, 'calibrated': calibrated, 'beta': beta}
     return out
