@@ -52,6 +52,7 @@ from train_pretrained import well_constrained  # noqa: E402
 FIT_BANDS = [b for b in FIR_BANDS if get_band(b).wavelength >= 100 * u.micron]
 MIN_SN = 3.0
 N_SPLITS = 4
+MIN_SCATTER = {'Mdust': 0.01, 'Ldust': 0.01, 'Tdust': 0.1}  # floors (dex, K)
 MIN_GALAXIES = 40  # fewer: no calibration of its own for a band set
 DEFAULT_SET = 'PACS_100+PACS_160+SPIRE_250+SPIRE_350+SPIRE_500'
 
@@ -89,6 +90,11 @@ def calibrate_band_set(table, bands):
            'Tdust': t_fit}
     cat = {'Mdust': np.log10(table['Mdust'].value), 'Ldust': np.log10(table['Ldust'].value),
            'Tdust': table['Td'].value}
+    # the fit's measurement errors, to split the CV scatter into them and the rest
+    ln10 = np.log(10)
+    fit_err = {'Mdust': fitted['Md_fit_err'].value / fitted['Md_fit'].value / ln10,
+               'Ldust': fitted['Ld_fit_err'].value / fitted['Ld_fit'].value / ln10,
+               'Tdust': fitted['Td_fit_err'].value}
     # every band of the set measured, the catalogue values well constrained
     good = ((np.asarray(fitted['n_bands_fit']) == len(bands)) & np.isfinite(t_fit)
             & np.isfinite(cat['Mdust']) & np.isfinite(cat['Ldust'])
@@ -108,8 +114,14 @@ def calibrate_band_set(table, bands):
             oof[te] = raw[name][te] + design[te] @ coef
         coef, *_ = np.linalg.lstsq(design[idx], target[idx], rcond=None)
         cv = stats(oof[idx] - cat[name][idx])
+        # scatter beyond the fit's own error (scaled by the calibration slope for T):
+        # fit error + scatter in quadrature then predict the catalogue value (the
+        # catalogue's error is not added: it comes from the same photometry)
+        scale = (1 + coef[1]) if name == 'Tdust' else 1.0
+        noise = np.mean((scale * fit_err[name][idx]) ** 2)
+        intrinsic = float(np.sqrt(max(cv['rmse'] ** 2 - noise, MIN_SCATTER[name] ** 2)))
         coefficients[name] = {'offset': float(coef[0]), 'slope': float(coef[1]),
-                              'scatter': cv['rmse']}
+                              'scatter': intrinsic, 'cv_rmse': cv['rmse']}
         report[name] = {'raw': stats(raw[name][idx] - cat[name][idx]), 'calibrated_cv': cv}
     return {'coefficients': coefficients, 'cross_validation': report,
             'n_galaxies': int(idx.size)}
@@ -180,6 +192,8 @@ def main(argv=None):
                                   'Mdust, log10 Ldust and Tdust, per set of fitted bands; '
                                   'scatter = grouped-CV RMSE',
                    'reference_temperature_K': _T_REFERENCE, 'default': DEFAULT_SET,
+                   'scatter': 'sqrt(cv_rmse^2 - mean(fit error^2)), added in quadrature '
+                              'to the fit uncertainty of each pixel or galaxy',
                    'band_sets': sets, 'provenance': provenance}, handle, indent=1)
     relations, recommended, n_mass = stellar_mass_calibration(table)
     with open(out / 'stellar_mass_calibration.json', 'w') as handle:
