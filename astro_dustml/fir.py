@@ -53,8 +53,9 @@ def catalogue_to_mbb(log_mass, temperature):
     Returns
     -------
     log_mass_fit, temperature_fit, scatter : array, array, dict
-        The body's log10 mass and temperature, and the calibration scatters
-        (``'Mdust'`` in dex, ``'Tdust'`` in K).
+        The body's log10 mass and temperature, and the calibration's
+        cross-validated residual scatter (``'Mdust'`` in dex, ``'Tdust'`` in
+        K of the body's temperature).
 
     Examples
     --------
@@ -69,7 +70,9 @@ def catalogue_to_mbb(log_mass, temperature):
     t_fit = (np.asarray(temperature, float) - ct['offset'] + ct['slope'] * _T_REFERENCE) \
         / (1 + ct['slope'])
     log_m = np.asarray(log_mass, float) - cm['offset'] - cm['slope'] * (t_fit - _T_REFERENCE)
-    return log_m, t_fit, {'Mdust': cm['scatter'], 'Tdust': ct['scatter'] / (1 + ct['slope'])}
+    # the full cross-validated residual of the calibration: a THEMIS SED is not
+    # a single modified black body, whatever the quality of the data
+    return log_m, t_fit, {'Mdust': cm['cv_rmse'], 'Tdust': ct['cv_rmse'] / (1 + ct['slope'])}
 
 
 def _array(ndd, unit):
@@ -303,7 +306,10 @@ def compare_fir(predicted, observed, *, min_snr=3.0, region=None):
         raise TypeError('predicted must be a CCDData map of predict_fir_maps (with '
                         'meta["band"]).')
     band = get_band(predicted.meta['band']).name
-    obs = _parse_image(observed, band=band)
+    try:  # the observed map's own band (header or meta) first, to catch a mismatch
+        obs = _parse_image(observed)
+    except ValueError:
+        obs = _parse_image(observed, band=band)
     if obs.meta['band'] != band:
         raise ValueError(f'The observed map is in {obs.meta["band"]}, the prediction in '
                          f'{band}; compare maps of the same band.')
