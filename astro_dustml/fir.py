@@ -161,23 +161,16 @@ def predict_fir_maps(maps, stellar_mass, bands=('PACS_100', 'PACS_160', 'SPIRE_2
     with np.errstate(divide='ignore', invalid='ignore'):
         log_mstar_err = mstar_err / (mstar * _LN10)
         log_md = smd + np.log10(mstar)
-    log_m_fit, t_fit, scatter = catalogue_to_mbb(log_md, td)
-    t_err = np.hypot(td_err / (1 + _slope()), scatter['Tdust'])
-    mask = smd_mask | td_mask | m_mask | ~np.isfinite(log_m_fit) | ~np.isfinite(t_fit)
-    t_safe = np.where(mask, _T_REFERENCE, t_fit)
+    mask = smd_mask | td_mask | m_mask
     area_sr = _pixel_area(wcs).to_value(u.sr)
     meta_common = dict(getattr(maps, 'meta', None) or {})
     psf_fwhm = meta_common.get('psf_fwhm', (members['sMd'].meta or {}).get('psf_fwhm'))
     out = []
     for band in bands:
-        per_mass = _band_flux_per_mass(band, t_safe)
-        dlog = (np.log10(_band_flux_per_mass(band, t_safe + _DT))
-                - np.log10(_band_flux_per_mass(band, t_safe - _DT))) / (2 * _DT)
-        with np.errstate(over='ignore', invalid='ignore'):
-            jy = 10 ** log_m_fit * per_mass / d_mpc ** 2
+        jy, log_err = _band_prediction(band, log_md, np.hypot(smd_err, log_mstar_err), td,
+                                       td_err, d_mpc)
+        mask = mask | ~np.isfinite(jy)
         sb = jy / area_sr * 1e-6  # Jy/pixel -> MJy/sr
-        log_err = np.sqrt(smd_err ** 2 + log_mstar_err ** 2 + scatter['Mdust'] ** 2
-                          + (dlog * t_err) ** 2)
         err = sb * _LN10 * log_err
         sb, err = np.where(mask, np.nan, sb), np.where(mask, np.nan, err)
         out.append((band, CCDData(sb, unit=OUTPUT_UNIT, wcs=wcs.deepcopy(),
@@ -188,6 +181,28 @@ def predict_fir_maps(maps, stellar_mass, bands=('PACS_100', 'PACS_160', 'SPIRE_2
     return NDCollection(out, aligned_axes='all',
                         meta={'bands': bands, 'psf_fwhm': psf_fwhm,
                               'distance': u.Quantity(distance, u.Mpc)})
+
+
+def _band_prediction(band, log_md, log_md_err, td, td_err, d_mpc):
+    """
+    Flux (Jy) a band sees of catalogue-scale dust, and its error in dex.
+
+    ``log_md``, ``td``: catalogue-scale log10 dust mass (Msun) and temperature
+    (K) as arrays; their errors are propagated with the calibration's residual
+    scatter, the errors being treated as independent.
+    """
+    log_m_fit, t_fit, scatter = catalogue_to_mbb(log_md, td)
+    t_err = np.hypot(np.asarray(td_err) / (1 + _slope()), scatter['Tdust'])
+    ok = np.isfinite(log_m_fit) & np.isfinite(t_fit)
+    t_safe = np.where(ok, t_fit, _T_REFERENCE)
+    per_mass = _band_flux_per_mass(band, t_safe)
+    dlog = (np.log10(_band_flux_per_mass(band, t_safe + _DT))
+            - np.log10(_band_flux_per_mass(band, t_safe - _DT))) / (2 * _DT)
+    with np.errstate(over='ignore', invalid='ignore'):
+        jy = np.where(ok, 10 ** log_m_fit * per_mass / np.asarray(d_mpc) ** 2, np.nan)
+    log_err = np.sqrt(np.asarray(log_md_err) ** 2 + scatter['Mdust'] ** 2
+                      + (dlog * t_err) ** 2)
+    return jy, log_err
 
 
 def _slope():
