@@ -44,7 +44,9 @@ __all__ = ['fit_dust_sed', 'apply_dust_calibration', 'dust_calibration']
 _CALIBRATION_FILE = 'dust_fit_calibration.json'
 _T_REFERENCE = 20.0  # K, pivot of the calibration's temperature term
 _LN10 = np.log(10)
-_CHUNK = 8192  # pixels per block: (block x temperatures) arrays of ~25 MB
+_CHUNK = 8192  # pixels per block: (block x temperatures) arrays of a few MB
+_COARSE = 40  # points of the first, locating pass over the temperature range
+_TABLE = 1024  # points of the kernel table the second pass interpolates
 
 
 @lru_cache(maxsize=None)
@@ -152,18 +154,58 @@ def apply_dust_calibration(mass, temperature, luminosity, *, bands, mass_err=Non
                                                          'Ld', 'Ld_err')}
 
 
-def _fit_arrays(flux, sigma, kernels, temperatures, luminosity_per_mass):
+def _moments(a, b, sff, temperatures, log_prior, log_lum=None):
+    """
+    Posterior moments from ``a = sum w F K`` and ``b = sum w K^2`` on temperature grids.
+
+    ``a``, ``b``: (n, n_T); ``temperatures``, ``log_prior`` and ``log_lum``
+    (log10 of the luminosity per unit mass; None for the temperature alone)
+    broadcast against them.  The
+    best mass at each temperature is ``a / b`` with variance ``1 / b`` and
+    ``chi^2 = sum w F^2 - a^2 / b``; marginalising the mass (flat prior)
+    weights each temperature by ``exp(-chi^2 / 2) / sqrt(b)``.  Temperatures
+    whose best mass is not positive (``a <= 0``) get no weight.
+    """
+    valid = a > 0
+    ln_a, ln_b = np.log(np.where(valid, a, 1.0)), np.log(b)
+    chi2 = sff[:, None] - np.where(valid, np.exp(2 * ln_a - ln_b), 0)
+    chi2 = np.where(valid, chi2, np.inf)
+    best = np.argmin(chi2, axis=1)[:, None]
+    chi2_min = np.take_along_axis(chi2, best, axis=1)
+    log_post = np.where(valid, -0.5 * (chi2 - chi2_min) - 0.5 * ln_b + log_prior, -np.inf)
+    p = np.exp(log_post - np.max(log_post, axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    out = {'Td': np.sum(p * temperatures, axis=1)}
+    out['Td_var'] = np.sum(p * temperatures ** 2, axis=1) - out['Td'] ** 2
+    if log_lum is None:  # the locating pass needs the temperature only
+        return out
+    # moments of log10 Md (robust where T is poorly constrained: the mass grows
+    # steeply towards low T); var(log10 Md | T) = b / a^2 / ln(10)^2
+    log_m = np.where(valid, (ln_a - ln_b) / _LN10, 0)
+    cond_var = np.where(valid, np.exp(ln_b - 2 * ln_a), 0) / _LN10 ** 2
+    out['Md'] = np.sum(p * log_m, axis=1)
+    out['Md_var'] = np.sum(p * (log_m ** 2 + cond_var), axis=1) - out['Md'] ** 2
+    log_l = log_m + log_lum  # log10 Ld = log10 Md + log10 l(T)
+    out['Ld'] = np.sum(p * log_l, axis=1)
+    out['Ld_var'] = np.sum(p * (log_l ** 2 + cond_var), axis=1) - out['Ld'] ** 2
+    out['chi2'] = chi2_min[:, 0]
+    # mass signal-to-noise a / sqrt(b) at the best temperature
+    out['snr'] = np.take_along_axis(np.exp(ln_a - 0.5 * ln_b), best, axis=1)[:, 0]
+    return out
+
+
+def _fit_arrays(flux, sigma, kernel_table, temperatures, n_refine, beta):
     """
     Grid posterior of the modified black body for many SEDs at once.
 
-    ``flux``, ``sigma``: (n, n_bands) in Jy Mpc^2 (weight 0 where sigma is
-    not finite); ``kernels``: (n_bands, n_T) model flux of one Msun at 1 Mpc.
-    With ``a = sum w F K`` and ``b = sum w K^2`` per temperature, the best
-    mass is ``a / b`` with variance ``1 / b`` and ``chi^2 = sum w F^2 - a^2 / b``;
-    marginalising the mass (flat positive prior, approximately) weights each
-    temperature by ``exp(-chi^2 / 2) / sqrt(b)``; temperatures whose best mass
-    is not positive (``a <= 0``) get no weight, and SEDs without any (no
-    detection) are left NaN.
+    ``flux``, ``sigma``: (n, n_bands) in Jy Mpc^2 (weight 0 where sigma is not
+    finite); ``kernel_table``: (n_bands, n_table) model flux of one Msun at
+    1 Mpc on the fine log grid ``temperatures`` (the prior range).  A first
+    pass on a coarse grid (every ``len(temperatures) // _COARSE``-th point)
+    locates each posterior; a second pass evaluates it on ``n_refine``
+    temperatures spanning +-5 sigma around it (within the prior range),
+    with the kernels interpolated in log-log, so that narrow posteriors are
+    resolved and the work stays proportional to ``_COARSE + n_refine``.
     """
     n = flux.shape[0]
     out = {k: np.full(n, np.nan) for k in ('Md', 'Md_err', 'Td', 'Td_err', 'Ld', 'Ld_err',
@@ -173,43 +215,44 @@ def _fit_arrays(flux, sigma, kernels, temperatures, luminosity_per_mass):
                          1 / sigma ** 2, 0.0)
     f_all = np.where(w_all > 0, flux, 0.0)
     detected = np.flatnonzero(np.count_nonzero(w_all, axis=1) >= 2)
-    # flat prior in T on a log grid: each grid point carries dT ~ T
-    log_prior = np.log(temperatures)
-    log_lum = np.log10(luminosity_per_mass)
-    k2 = kernels ** 2
-    for start in range(0, detected.size, _CHUNK):
-        rows = detected[start:start + _CHUNK]
-        w, f = w_all[rows], f_all[rows]
-        a = (w * f) @ kernels
-        keep = np.any(a > 0, axis=1)
-        rows, w, f, a = rows[keep], w[keep], f[keep], a[keep]
-        valid = a > 0
-        b = w @ k2
-        ln_a, ln_b = np.log(np.where(valid, a, 1.0)), np.log(b)
-        chi2 = np.sum(w * f ** 2, axis=1)[:, None] - np.where(valid, np.exp(2 * ln_a - ln_b), 0)
-        chi2_min = np.min(np.where(valid, chi2, np.inf), axis=1, keepdims=True)
-        log_post = np.where(valid, -0.5 * (chi2 - chi2_min) - 0.5 * ln_b + log_prior, -np.inf)
-        p = np.exp(log_post - np.max(log_post, axis=1, keepdims=True))
-        norm = p.sum(axis=1)
-        t_mean = (p @ temperatures) / norm
-        t_var = (p @ temperatures ** 2) / norm - t_mean ** 2
-        # moments of log10 Md (robust where T is poorly constrained: the mass
-        # grows steeply towards low T); var(log10 Md | T) = b / a^2 / ln(10)^2
-        log_m = (ln_a - ln_b) / _LN10
-        m_mean = np.sum(p * log_m, axis=1) / norm
-        m_sq = np.sum(p * (log_m ** 2 + np.exp(ln_b - 2 * ln_a) / _LN10 ** 2), axis=1) / norm
-        # log10 Ld = log10 Md + log10 l(T)
-        l_mean = m_mean + (p @ log_lum) / norm
-        l_sq = m_sq + 2 * np.sum(p * log_m * log_lum, axis=1) / norm + (p @ log_lum ** 2) / norm
-        for key, mean, sq in (('Md', m_mean, m_sq), ('Ld', l_mean, l_sq)):
-            value = 10 ** mean
-            out[key][rows] = value
-            out[f'{key}_err'][rows] = value * _LN10 * np.sqrt(np.clip(sq - mean ** 2, 0, None))
-        out['Td'][rows], out['Td_err'][rows] = t_mean, np.sqrt(np.clip(t_var, 0, None))
-        out['chi2'][rows] = chi2_min[:, 0]
-        # mass signal-to-noise a / sqrt(b) at the best temperature
-        best = np.argmin(np.where(valid, chi2, np.inf), axis=1)[:, None]
-        out['snr'][rows] = np.take_along_axis(np.exp(ln_a - 0.5 * ln_b), best, axis=1)[:, 0]
+    step = max(1, len(temperatures) // _COARSE)
+    coarse = temperatures[::step]
+    k_coarse = kernel_table[:, ::step]
+    log_t_table = np.log(temperatures)
+    log_k_table = np.log(kernel_table)
+    t_lo, t_hi = temperatures[0], temperatures[-1]
+    # flat prior in T: a log grid carries dT ~ T per point, a linear one a constant
+    unit = np.linspace(-1, 1, n_refine)
+    with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+        for start in range(0, detected.size, _CHUNK):
+            rows = detected[start:start + _CHUNK]
+            w, f = w_all[rows], f_all[rows]
+            wf = w * f
+            sff = np.sum(wf * f, axis=1)
+            a = wf @ k_coarse
+            keep = np.any(a > 0, axis=1)
+            rows, w, wf, sff, a = rows[keep], w[keep], wf[keep], sff[keep], a[keep]
+            first = _moments(a, w @ k_coarse ** 2, sff, coarse, np.log(coarse))
+            half = np.clip(5 * np.sqrt(np.clip(first['Td_var'], 0, None)),
+                           1.5 * (coarse[1] - coarse[0]) * first['Td'] / coarse[0], None)
+            lo = np.clip(first['Td'] - half, t_lo, None)
+            hi = np.clip(first['Td'] + half, None, t_hi)
+            grid = lo[:, None] + (hi - lo)[:, None] * (unit + 1) / 2   # (n, n_refine)
+            log_grid = np.log(grid)
+            kernels = np.exp(np.stack([np.interp(log_grid, log_t_table, row)
+                                       for row in log_k_table], axis=-1))  # (n, t, b)
+            a = np.einsum('nb,ntb->nt', wf, kernels)
+            b = np.einsum('nb,ntb->nt', w, kernels ** 2)
+            res = _moments(a, b, sff, grid, 0.0,
+                           np.log10(_luminosity_per_mass(grid, beta)))
+            for key in ('Md', 'Ld'):
+                value = 10 ** res[key]
+                out[key][rows] = value
+                out[f'{key}_err'][rows] = value * _LN10 * np.sqrt(
+                    np.clip(res[f'{key}_var'], 0, None))
+            out['Td'][rows] = res['Td']
+            out['Td_err'][rows] = np.sqrt(np.clip(res['Td_var'], 0, None))
+            out['chi2'][rows], out['snr'][rows] = res['chi2'], res['snr']
     return out
 
 
@@ -251,7 +294,7 @@ def _finish(result, coefficients, n_used, min_snr):
 
 def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
                  min_wavelength=100 * u.micron, temperature_range=(10, 60) * u.K,
-                 n_temperatures=256, min_snr=3.0, calibration_errors=False, beta=BETA,
+                 n_temperatures=32, min_snr=3.0, calibration_errors=False, beta=BETA,
                  filter_dir=None):
     """
     Fit dust mass, temperature and luminosity to far-infrared maps or fluxes.
@@ -280,7 +323,8 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
         the catalogue's temperatures (12 to 39 K) and keeps two-band fits,
         whose colour admits cold solutions of huge mass, in check.
     n_temperatures : int, optional
-        Points of the logarithmic temperature grid.
+        Points of each pixel's refined temperature grid (spanning +-5 sigma
+        of its posterior, found by a first pass on 40 temperatures).
     min_snr : float, optional
         Pixels (rows) whose dust mass is detected at less than this
         signal-to-noise ratio (at the best temperature) are masked (flagged
@@ -328,11 +372,11 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     >>> round(float(out['Td_fit'][0].value), 1), round(float(np.log10(out['Md_fit'][0].value)), 2)
     (22.0, 7.0)
     """
-    temperatures = _temperature_grid(temperature_range, n_temperatures)
+    temperatures = _temperature_grid(temperature_range, _TABLE)
     min_wavelength = u.Quantity(min_wavelength, u.micron)
     if isinstance(data, QTable):
         return _fit_table(data, distance, bands, calibrated, min_wavelength, temperatures,
-                          calibration_errors, beta, filter_dir, min_snr)
+                          calibration_errors, beta, filter_dir, min_snr, n_temperatures)
     images = _members(data)
     if distance is None:
         raise ValueError('fit_dust_sed needs distance= (e.g. 22.5 * u.Mpc) for maps.')
@@ -361,7 +405,7 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     flux = np.stack(flux, axis=1) * distance_mpc ** 2
     sigma = np.stack(sigma, axis=1) * distance_mpc ** 2
     result, bad, n_used = _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir,
-                               min_snr)
+                               min_snr, n_temperatures)
     meta = {'bands': bands, 'distance': u.Quantity(distance, u.Mpc), 'calibrated': calibrated,
             'beta': beta,
             'calibration': dict(zip(('band_set', 'coefficients'), _coefficients(bands)))
@@ -382,7 +426,7 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     return NDCollection(maps, aligned_axes='all', meta=meta)
 
 
-def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir, min_snr):
+def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir, min_snr, n_refine):
     coefficients = None
     if calibrated:
         if beta != BETA:
@@ -390,15 +434,14 @@ def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir, min_snr
                              f'beta={beta}.')
         coefficients = _coefficients(bands)[1]
     kernels = np.array([_band_flux_per_mass(b, temperatures, beta, filter_dir) for b in bands])
-    raw = _fit_arrays(flux, sigma, kernels, temperatures,
-                      _luminosity_per_mass(temperatures, beta))
+    raw = _fit_arrays(flux, sigma, kernels, temperatures, n_refine, beta)
     n_used = np.sum(np.isfinite(flux) & np.isfinite(sigma) & (sigma > 0), axis=1)
     result, bad = _finish(raw, coefficients, n_used, min_snr)
     return result, bad, n_used
 
 
 def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
-               calibration_errors, beta, filter_dir, min_snr):
+               calibration_errors, beta, filter_dir, min_snr, n_refine):
     if bands is None:
         bands = [b for b in FIR_BANDS if b in table.colnames]
     bands = _select_bands(bands, min_wavelength)
@@ -416,7 +459,7 @@ def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
         cal = np.array([get_band(b).calibration_error for b in bands])
         sigma = np.hypot(sigma, cal * flux)
     result, bad, n_used = _run(flux * d2[:, None], sigma * d2[:, None], bands, temperatures,
-                               calibrated, beta, filter_dir, min_snr)
+                               calibrated, beta, filter_dir, min_snr, n_refine)
     out = table.copy()
     units = {'Md': u.Msun, 'Td': u.K, 'Ld': u.Lsun}
     for key, unit in units.items():
