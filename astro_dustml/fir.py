@@ -373,3 +373,28 @@ def compare_fir(predicted, observed, *, min_snr=3.0, region=None):
         ratio=CCDData(ratio, unit=u.one, wcs=obs.wcs, mask=~good, meta=dict(meta)),
         log_residual=CCDData(log_res, unit=u.dex, wcs=obs.wcs, mask=~good, meta=dict(meta)),
         summary=summary)
+
+
+def _fir_from_images(images, maps, bands, *, distance, galaxy=None, ebv=None, names=None):
+    """
+    Predicted far-infrared maps for `estimate_dust_maps` output, from its input images.
+
+    The WISE 3.4 (and 4.6) micron images are prepared as the estimate does,
+    brought to the maps' PSF and grid, and turned into the stellar-mass map
+    that `predict_fir_maps` needs.  Used by ``astro-dustml estimate --fir``.
+    """
+    from .io import _parse_collection
+    from .prepare import _parse_galaxy, prepare_images
+    from .stellar_mass import stellar_mass_map
+    parsed = _parse_collection(images, bands=names)
+    wise = {b: parsed[b] for b in ('WISE_3.4', 'WISE_4.6') if b in parsed}
+    if 'WISE_3.4' not in wise:
+        raise ValueError('Predicting far-infrared maps needs the WISE 3.4 micron image '
+                         '(for the stellar mass).')
+    region = _parse_galaxy(galaxy)[1]
+    prepared = prepare_images(wise, ebv=ebv, galaxy=region)
+    grid = maps['sMd']
+    aligned = align_images(prepared, target=u.Quantity(maps.meta['psf_fwhm'], u.arcsec),
+                           output_wcs=grid.wcs, shape_out=grid.data.shape)
+    mstar = stellar_mass_map(aligned, distance=distance)
+    return predict_fir_maps(maps, mstar, bands, distance=distance)
