@@ -150,8 +150,9 @@ def predict_fir_maps(maps, stellar_mass, bands=('PACS_100', 'PACS_160', 'SPIRE_2
         raise ValueError(f'{not_fir} are not far-infrared bands; choose from '
                          f'{", ".join(FIR_BANDS)}.')
     if distance is None:
-        distance = (stellar_mass.meta or {}).get('distance') or (
-            getattr(maps, 'meta', None) or {}).get('distance')
+        distance = (stellar_mass.meta or {}).get('distance')
+        if distance is None:
+            distance = (getattr(maps, 'meta', None) or {}).get('distance')
         if distance is None:
             raise ValueError('Give distance= (the stellar-mass map carries none).')
     d_mpc = u.Quantity(distance).to_value(u.Mpc)
