@@ -37,9 +37,10 @@ from ndcube import NDCollection
 from .bands import FIR_BANDS, get_band
 from .dust_emission import BETA, _band_flux_per_mass, _luminosity_per_mass
 from .exceptions import AstroDustMLWarning
-from .sed import _check_aligned, _error_array, _flux_factor, _members, _pixel_area, _usable
+from .sed import (_check_aligned, _error_array, _flux_factor, _members, _pixel_area,
+                  _psf_fwhm, _usable)
 
-__all__ = ['fit_dust_sed', 'apply_dust_calibration', 'dust_calibration']
+__all__ = ['fit_dust_sed', 'apply_dust_calibration', 'dust_calibration', 'specific_dust_maps']
 
 _CALIBRATION_FILE = 'dust_fit_calibration.json'
 _T_REFERENCE = 20.0  # K, pivot of the calibration's temperature term
@@ -407,7 +408,7 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     result, bad, n_used = _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir,
                                min_snr, n_temperatures)
     meta = {'bands': bands, 'distance': u.Quantity(distance, u.Mpc), 'calibrated': calibrated,
-            'beta': beta,
+            'beta': beta, 'psf_fwhm': _psf_fwhm(data, images),
             'calibration': dict(zip(('band_set', 'coefficients'), _coefficients(bands)))
             if calibrated else None}
     units = {'Md': u.Msun, 'Td': u.K, 'Ld': u.Lsun}
@@ -471,3 +472,71 @@ def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
     out['mask_fit'] = bad
     out.meta['dust_fit'] = {'bands': bands, 'calibrated': calibrated, 'beta': beta}
     return out
+
+
+def specific_dust_maps(fit, stellar_mass):
+    """
+    Pixel truth ``sLd``, ``sMd``, ``Td`` from a far-infrared fit and a stellar-mass map.
+
+    ``sLd = log10(Ld / M*)`` and ``sMd = log10(Md / M*)`` (dex) with the
+    relative errors of both added in quadrature, and ``Td`` as fitted: the
+    targets of the models, from images alone (e.g. the truth for
+    `astro_dustml.constrain.constrain_to_lowres`, or training targets).
+
+    Parameters
+    ----------
+    fit : `~ndcube.NDCollection`
+        Output of `fit_dust_sed` on maps (calibrated, for the catalogue scale).
+    stellar_mass : `~astropy.nddata.NDData`
+        Stellar mass per pixel on the fit's grid
+        (`astro_dustml.stellar_mass.stellar_mass_map`).
+
+    Returns
+    -------
+    maps : `~ndcube.NDCollection`
+        ``'sLd'``, ``'sMd'`` (dex) and ``'Td'`` (K) `~astropy.nddata.CCDData`
+        with uncertainties and the union of the masks.
+
+    Examples
+    --------
+    >>> import numpy as np, astropy.units as u
+    >>> from astropy.nddata import CCDData, StdDevUncertainty
+    >>> from astropy.wcs import WCS
+    >>> from ndcube import NDCollection
+    >>> from astro_dustml.dust_fit import specific_dust_maps
+    >>> wcs = WCS(naxis=2); wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    >>> def m(v, unit):
+    ...     return CCDData(np.full((2, 2), v), unit=unit, wcs=wcs,
+    ...                    uncertainty=StdDevUncertainty(np.full((2, 2), 0.1 * v)))
+    >>> fit = NDCollection([('Md', m(1e5, 'Msun')), ('Td', m(20., 'K')), ('Ld', m(1e7, 'Lsun'))])
+    >>> out = specific_dust_maps(fit, m(1e8, 'Msun'))
+    >>> float(out['sMd'].data[0, 0]), float(out['sLd'].data[0, 0])
+    (-3.0, -1.0)
+    """
+    missing = [k for k in ('Md', 'Ld', 'Td') if k not in fit]
+    if missing:
+        raise ValueError(f'The fit lacks {missing}; pass the output of fit_dust_sed on maps.')
+    wcs, shape = _check_aligned({'Md': fit['Md'], 'stellar_mass': stellar_mass})
+    mstar = np.asarray(stellar_mass.data, dtype=float) * u.Unit(stellar_mass.unit).to(u.Msun)
+    mstar_rel = np.zeros(shape)
+    if stellar_mass.uncertainty is not None:
+        mstar_rel = np.asarray(stellar_mass.uncertainty.represent_as(
+            StdDevUncertainty).array) * u.Unit(stellar_mass.unit).to(u.Msun) / mstar
+    mask = np.asarray(fit['Md'].mask if fit['Md'].mask is not None else np.zeros(shape), bool)
+    if stellar_mass.mask is not None:
+        mask = mask | np.asarray(stellar_mass.mask, dtype=bool)
+    members = []
+    with np.errstate(divide='ignore', invalid='ignore'):
+        mask = mask | ~(mstar > 0)
+        for name, key, unit in (('sLd', 'Ld', u.Lsun), ('sMd', 'Md', u.Msun)):
+            value = np.asarray(fit[key].data, dtype=float) * u.Unit(fit[key].unit).to(unit)
+            rel = _error_array(fit[key]) / np.asarray(fit[key].data, dtype=float)
+            members.append((name, CCDData(
+                np.where(mask, np.nan, np.log10(value / mstar)), unit=u.dex, wcs=wcs.deepcopy(),
+                uncertainty=StdDevUncertainty(np.hypot(rel, mstar_rel) / _LN10),
+                mask=mask.copy(), meta=dict(fit[key].meta or {}, quantity=name))))
+    td = fit['Td']
+    members.append(('Td', CCDData(np.where(mask, np.nan, td.data), unit=td.unit,
+                                  wcs=wcs.deepcopy(), uncertainty=td.uncertainty,
+                                  mask=mask.copy(), meta=dict(td.meta or {}, quantity='Td'))))
+    return NDCollection(members, aligned_axes='all', meta=dict(getattr(fit, 'meta', {}) or {}))

@@ -14,7 +14,8 @@ from scipy.integrate import trapezoid
 
 from astro_dustml.bands import get_band
 from astro_dustml.dust_emission import BETA, KAPPA_0, KAPPA_WAVELENGTH
-from astro_dustml.dust_fit import apply_dust_calibration, dust_calibration, fit_dust_sed
+from astro_dustml.dust_fit import (apply_dust_calibration, dust_calibration, fit_dust_sed,
+                                   specific_dust_maps)
 from astro_dustml.exceptions import AstroDustMLWarning
 from astro_dustml.filters import read_filter
 
@@ -191,3 +192,16 @@ def test_errors(mock_fir):
         warnings.simplefilter('error')
         with pytest.raises(ValueError, match='increasing'):
             fit_dust_sed(images, distance=10 * u.Mpc, temperature_range=(30, 10) * u.K)
+
+
+def test_specific_maps_from_fit(mock_fir):
+    images, truth_m, truth_t, distance = mock_fir
+    fit = fit_dust_sed(images, distance=distance * u.Mpc, calibrated=False)
+    mstar = CCDData(np.full(truth_m.shape, 1e9), unit=u.Msun, wcs=images['PACS_100'].wcs,
+                    uncertainty=StdDevUncertainty(np.full(truth_m.shape, 1e8)))
+    maps = specific_dust_maps(fit, mstar)
+    z = (maps['sMd'].data - np.log10(truth_m / 1e9)) / maps['sMd'].uncertainty.array
+    assert np.std(z) < 1.0  # the 10% stellar-mass error is in the uncertainty
+    assert maps['sMd'].unit == u.dex and maps['Td'].unit == u.K
+    with pytest.raises(ValueError, match='not aligned'):
+        specific_dust_maps(fit, CCDData(np.ones((3, 3)), unit=u.Msun, wcs=_wcs(n=3)))
