@@ -20,9 +20,9 @@ Quantities are degraded as nature adds them up within a beam:
   temperature is that of the degraded ``Ld/Md``.
 
 ``deg`` is a convolution with the Gaussian that takes the prediction's PSF to
-the truth's, followed by area-weighted resampling onto the truth grid.  The correction, the difference between truth
-and degraded prediction (in dex, or in log T), is interpolated back to the
-fine grid and added; this is iterated (a Van Cittert iteration) until the
+the truth's, followed by area-weighted resampling onto the truth grid.  The
+correction, the difference between truth and degraded prediction (in dex,
+or in log T), is interpolated back to the fine grid and added; this is iterated (a Van Cittert iteration) until the
 degraded map matches the truth.
 
 Uncertainty: the large scales are the truth's, so its uncertainty
@@ -142,8 +142,8 @@ class _Degrader:
         # coarse pixels only partly covered by the prediction cannot be compared
         self.complete = (cover >= 0.98 * full).reshape(shape_lo)
         # bilinear interpolation of the coarse grid at the fine pixel centres
-        cx, cy = wcs_lo.world_to_pixel_values(*wcs_hi.pixel_to_world_values(fx.ravel(),
-                                                                              fy.ravel()))
+        world = wcs_hi.pixel_to_world_values(fx.ravel(), fy.ravel())
+        cx, cy = wcs_lo.world_to_pixel_values(*world)
         cx = np.clip(cx, 0, shape_lo[1] - 1)
         cy = np.clip(cy, 0, shape_lo[0] - 1)
         x0 = np.minimum(np.floor(cx).astype(int), shape_lo[1] - 2).clip(0)
@@ -352,6 +352,7 @@ def constrain_to_lowres(prediction, truth, *, stellar_mass, prediction_fwhm=None
     degrader = _Degrader(wcs_hi, shape_hi, fwhm_hi, wcs_lo, shape_lo, fwhm_lo)
     values = {k: _values(v, k)[0] for k, v in pred_maps.items()}
     truth_values = {k: _values(v, k) for k, v in truth_maps.items() if k in pred_maps}
+
     # corrections act on dex for the specific quantities and on log10 T
     def logged(key, array):
         return np.log10(array) if key == 'Td' else array

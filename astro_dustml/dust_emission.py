@@ -114,7 +114,8 @@ def modified_black_body(wavelength, mass, temperature, distance, *, beta=BETA):
     --------
     >>> import astropy.units as u
     >>> from astro_dustml.dust_emission import modified_black_body
-    >>> modified_black_body(250 * u.micron, 1e7 * u.Msun, 20 * u.K, 10 * u.Mpc)  # doctest: +FLOAT_CMP
+    >>> flux = modified_black_body(250 * u.micron, 1e7 * u.Msun, 20 * u.K, 10 * u.Mpc)
+    >>> flux  # doctest: +FLOAT_CMP
     <Quantity 20.26371429 Jy>
     """
     nu = u.Quantity(wavelength).to_value(u.Hz, equivalencies=u.spectral())
