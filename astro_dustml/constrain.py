@@ -22,8 +22,8 @@ Quantities are degraded as nature adds them up within a beam:
 ``deg`` is a convolution with the Gaussian that takes the prediction's PSF to
 the truth's, followed by area-weighted resampling onto the truth grid.  The
 correction, the difference between truth and degraded prediction (in dex,
-or in log T), is interpolated back to the fine grid and added; this is iterated (a Van Cittert iteration) until the
-degraded map matches the truth.
+or in log T), is interpolated back to the fine grid and added; this is
+iterated (a Van Cittert iteration) until the degraded map matches the truth.
 
 Uncertainty: the large scales are the truth's, so its uncertainty
 (interpolated to the fine grid) is kept, and of the prediction's error only
