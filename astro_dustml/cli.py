@@ -178,6 +178,8 @@ def _estimate(args):
         raise FileExistsError(f'{output} exists; use --overwrite to replace it.')
     distance = (None if args.distance is None
                 else _quantity(args.distance, 'length', '--distance'))
+    if args.fir and distance is None:
+        raise _UsageError('--fir needs --distance (the dust mass scales with it).')
     pixel_scale = (None if args.pixel_scale is None
                    else _quantity(args.pixel_scale, ('angle', 'length'), '--pixel-scale'))
     resolution = args.resolution
@@ -212,8 +214,6 @@ def _estimate(args):
 
 
 def _write_fir(args, maps, output, distance, galaxy):
-    if distance is None:
-        raise _UsageError('--fir needs --distance (the dust mass scales with it).')
     from astropy.io import fits
     from .fir import _fir_from_images
     fir = _fir_from_images(args.images, maps, args.fir, distance=distance, galaxy=galaxy,

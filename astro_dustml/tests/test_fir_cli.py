@@ -48,4 +48,5 @@ def test_estimate_writes_predicted_far_infrared_maps(tmp_path, capsys):
 
 def test_fir_needs_distance(tmp_path, capsys):
     assert main(['estimate', 'x.fits', '-o', str(tmp_path / 'm.fits'), '--fir',
-                 'SPIRE_250']) != 0
+                 'SPIRE_250']) == 2
+    assert '--fir needs --distance' in capsys.readouterr().err
