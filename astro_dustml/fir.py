@@ -243,7 +243,8 @@ class FIRComparison:
         -------
         figure : `~matplotlib.figure.Figure`
         """
-        fig = figure or Figure(figsize=(13, 3.4))
+        fig = figure or Figure(figsize=(15, 3.6))
+        fig.set_layout_engine('constrained')
         axes = fig.subplots(1, 4)
         good = ~self.log_residual.mask
         vals = np.concatenate([self.observed.data[good], self.predicted.data[good]])
@@ -252,12 +253,12 @@ class FIRComparison:
                                  (axes[1], self.predicted, 'predicted')):
             im = ax.imshow(np.where(good, image.data, np.nan), origin='lower', vmin=vmin,
                            vmax=vmax, cmap='inferno')
-            ax.set_title(f'{title} {self.observed.meta.get("band", "")}')
-            fig.colorbar(im, ax=ax, label='MJy/sr')
+            ax.set_title(f'{title} {self.observed.meta.get("band", "")}', fontsize=10)
+            fig.colorbar(im, ax=ax, label='MJy/sr', shrink=0.9)
         im = axes[2].imshow(np.where(good, self.log_residual.data, np.nan), origin='lower',
                             cmap='coolwarm', vmin=-0.5, vmax=0.5)
-        axes[2].set_title('log10 predicted / observed')
-        fig.colorbar(im, ax=axes[2], label='dex')
+        axes[2].set_title('log10 predicted / observed', fontsize=10)
+        fig.colorbar(im, ax=axes[2], label='dex', shrink=0.9)
         axes[3].loglog(self.observed.data[good], self.predicted.data[good], '.', ms=2)
         if vals.size:
             axes[3].plot([vmin, vmax], [vmin, vmax], 'k--', lw=1)
