@@ -65,7 +65,9 @@ _ENTRY_POINTS = {
     'estimate_dust_maps': 'estimate', 'read_dust_maps': 'dustmap_io',
     'write_dust_maps': 'dustmap_io', 'DustModel': 'model', 'get_model': 'registry',
     'list_models': 'registry', 'download_models': 'registry',
-    'plot_dust_maps': 'visualization'}
+    'plot_dust_maps': 'visualization', 'fit_dust_sed': 'dust_fit',
+    'stellar_mass_map': 'stellar_mass', 'predict_fir_maps': 'fir', 'compare_fir': 'fir',
+    'constrain_to_lowres': 'constrain'}
 __all__ += list(_ENTRY_POINTS)
 
 

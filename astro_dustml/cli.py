@@ -176,6 +176,10 @@ def _parser():
     est.add_argument('-o', '--output', required=True, metavar='MAPS.fits',
                      help='output FITS file')
     est.add_argument('--plot', metavar='FIGURE.png', help='also save a figure of the maps')
+    est.add_argument('--fir', nargs='+', metavar='BAND',
+                     help='also write the predicted far-infrared maps of these bands '
+                          '(e.g. SPIRE_250 PACS_100; MJy/sr) as OUTPUT_BAND.fits; needs '
+                          '--distance')
     est.add_argument('--overwrite', action='store_true', help='replace existing outputs')
     est.add_argument('--no-progress', action='store_true', help='no progress bar')
 
@@ -264,6 +268,8 @@ def _estimate(args):
         _check_output(Path(args.plot), True, '--plot')  # figures are replaced, as before
     distance = (None if args.distance is None
                 else _quantity(args.distance, 'length', '--distance'))
+    if args.fir and distance is None:
+        raise _UsageError('--fir needs --distance (the dust mass scales with it).')
     pixel_scale = (None if args.pixel_scale is None
                    else _quantity(args.pixel_scale, ('angle', 'length'), '--pixel-scale'))
     resolution = args.resolution
@@ -299,6 +305,8 @@ def _estimate(args):
                          'with its full header, or add the WCS keywords to it.') from None
     write_dust_maps(maps, output, overwrite=args.overwrite)
     print(f'wrote {output}')
+    if args.fir:
+        _write_fir(args, maps, output, distance, galaxy)
     if args.plot:
         import matplotlib
         matplotlib.use('Agg')
@@ -320,6 +328,22 @@ def _check_output(path, overwrite, option):
                           'first or write elsewhere.')
     if path.exists() and not overwrite:
         raise FileExistsError(f'{path} exists; use --overwrite to replace it.')
+
+
+def _write_fir(args, maps, output, distance, galaxy):
+    from astropy.io import fits
+    from .fir import _fir_from_images
+    fir = _fir_from_images(args.images, maps, args.fir, distance=distance, galaxy=galaxy,
+                           ebv=args.ebv, names=args.band)
+    for band, image in fir.items():
+        path = output.with_name(f'{output.stem}_{band}{output.suffix}')
+        header = fits.Header({'BAND': band, 'BUNIT': image.unit.to_string('fits'),
+                              'PSF_FWHM': image.meta['psf_fwhm'].to_value('arcsec'),
+                              'DISTANCE': distance.to_value('Mpc')})
+        type(image)(image.data, unit=image.unit, wcs=image.wcs, mask=image.mask,
+                    uncertainty=image.uncertainty, meta=header).write(
+                        path, overwrite=args.overwrite)
+        print(f'wrote {path}')
 
 
 def _models(args):
