@@ -31,177 +31,29 @@ targets, training sample, metrics, library versions and the SHA-256 of every
 file), verified on loading.
 """
 
-import hashlib
-import io
-import json
-import platform
 import warnings
-from pathlib import Path
 
-import astropy
-import astropy.units as u
 import numpy as np
-import sklearn
 import xgboost as xgb
 from astropy.table import QTable
-from scipy.optimize import brentq
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import GroupKFold
-from sklearn.preprocessing import StandardScaler
 
-from . import __version__
-from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
-from .exceptions import ModelIntegrityError, OutOfDomainWarning
-from .features import SNR_PREFIX, _canonical_bands, _feature_bands, make_features, valid_bands
+from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
+from ..exceptions import OutOfDomainWarning
+from ..features import SNR_PREFIX, _canonical_bands, _feature_bands, make_features, valid_bands
+from ._forest import _export_forest, _forest_predict
+from ._groups import _groups_array, _target_values, group_weights
+from ._linear import _fit_linear, _linear_predict
+from ._persistence import _FORMAT_VERSION, _load, _save, _versions
+from ._sigma import _fit_sigma, _oof_residuals
 
-__all__ = ['DustModel', 'TARGET_UNITS', 'group_weights']
+__all__ = ['DustModel']
 
-TARGET_UNITS = {'sLd': u.dex, 'sMd': u.dex, 'Td': u.K}
-"""Units of the standard targets (others keep the unit of their column)."""
-
-_FORMAT_VERSION = 2
 # bands present in at least this fraction of the training rows are core bands:
 # a row without one goes to the dropout mean
 _CORE_FRACTION = 0.97
-_CARD = 'model.json'
-_CHUNK = 20000
 
-
-def group_weights(groups):
-    """
-    Weights ``1 / N_rows(group)``, so that every group (galaxy) counts once.
-
-    Parameters
-    ----------
-    groups : array-like
-        Group label of each row.
-
-    Returns
-    -------
-    weights : `~numpy.ndarray`
-        One weight per row; the weights of each group sum to one.
-
-    Examples
-    --------
-    >>> from astro_dustml.model import group_weights
-    >>> group_weights(['a', 'a', 'b', 'a'])
-    array([0.33333333, 0.33333333, 1.        , 0.33333333])
-    """
-    _, inverse, counts = np.unique(np.asarray(groups), return_inverse=True,
-                                   return_counts=True)
-    return 1.0 / counts[inverse.ravel()]
-
-
-def _groups_array(table, groups):
-    if isinstance(groups, str):
-        if groups not in table.colnames:
-            raise ValueError(f'groups={groups!r} is not a column of the table; give a '
-                             "column name (e.g. 'galaxy') or one label per row.")
-        groups = table[groups]
-    groups = np.asarray(groups)
-    if groups.shape != (len(table),):
-        raise ValueError(f'groups must give one label per row ({len(table)}); '
-                         f'got shape {groups.shape}.')
-    return groups
-
-
-def _target_values(table, target):
-    if target not in table.colnames:
-        raise ValueError(f'target {target!r} is not a column of the training table; '
-                         f'add it or choose targets among {table.colnames}.')
-    col = table[target]
-    unit = getattr(col, 'unit', None)
-    expected = TARGET_UNITS.get(target)
-    if expected is not None and unit is not None and unit != u.dimensionless_unscaled:
-        return np.asarray(col.to_value(expected), dtype=float), expected
-    if unit is None or unit == u.dimensionless_unscaled:
-        unit = expected if expected is not None else u.dimensionless_unscaled
-        return np.asarray(col, dtype=float), unit
-    return np.asarray(col.value, dtype=float), unit
-
-
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-# --- random forest as plain arrays -------------------------------------------------
-
-def _export_forest(forest):
-    """Concatenate the trees of a fitted sklearn forest into flat arrays."""
-    trees = [est.tree_ for est in forest.estimators_]
-    sizes = np.array([t.node_count for t in trees])
-    roots = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    left, right, feature, threshold, value, missing_left = [], [], [], [], [], []
-    for root, t in zip(roots, trees):
-        leaf = t.children_left < 0
-        left.append(np.where(leaf, -1, t.children_left + root))
-        right.append(np.where(leaf, -1, t.children_right + root))
-        feature.append(np.where(leaf, -1, t.feature))
-        threshold.append(t.threshold)
-        value.append(t.value[:, 0, 0])
-        mgl = getattr(t, 'missing_go_to_left', np.zeros(t.node_count, dtype=np.uint8))
-        missing_left.append(mgl)
-    return {'roots': roots.astype(np.int64),
-            'left': np.concatenate(left).astype(np.int32),
-            'right': np.concatenate(right).astype(np.int32),
-            'feature': np.concatenate(feature).astype(np.int16),
-            'threshold': np.concatenate(threshold).astype(np.float64),
-            'value': np.concatenate(value).astype(np.float64),
-            'missing_left': np.concatenate(missing_left).astype(bool)}
-
-
-def _forest_predict(forest, X):
-    """Mean of the trees' leaf values, with sklearn's rules (float32 inputs, NaN routing)."""
-    X = np.asarray(X, dtype=np.float32)
-    n_trees = len(forest['roots'])
-    out = np.empty(len(X))
-    for start in range(0, len(X), _CHUNK):
-        Xc = X[start:start + _CHUNK]
-        rows = np.arange(len(Xc))[None, :]
-        node = np.repeat(forest['roots'][:, None], len(Xc), axis=1)
-        while True:
-            feat = forest['feature'][node]
-            inner = feat >= 0
-            if not inner.any():
-                break
-            x = Xc[rows, np.where(inner, feat, 0)].astype(np.float64)
-            go_left = np.where(np.isnan(x), forest['missing_left'][node],
-                               x <= forest['threshold'][node])
-            child = np.where(go_left, forest['left'][node], forest['right'][node])
-            node = np.where(inner, child, node)
-        out[start:start + _CHUNK] = forest['value'][node].sum(axis=0) / n_trees
-    return out
-
-
-# --- ridge regression as plain arrays ------------------------------------------
-
-def _fit_linear(X, y, w):
-    """
-    Ridge regression on ``X`` with NaN filled by the column mean plus one
-    missing-value indicator per column, as arrays `_linear_predict` applies.
-    """
-    w = w / w.mean()  # RidgeCV's alphas are relative to the total weight
-    finite = np.isfinite(X)
-    with np.errstate(invalid='ignore'), warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning)  # all-NaN columns
-        lo, hi, fill = np.nanmin(X, axis=0), np.nanmax(X, axis=0), np.nanmean(X, axis=0)
-    lo, hi, fill = (np.nan_to_num(a) for a in (lo, hi, fill))
-    Z = np.column_stack([np.where(finite, X, fill), ~finite])
-    scaler = StandardScaler().fit(Z, sample_weight=w)
-    ridge = RidgeCV(alphas=np.logspace(0, 4, 9)).fit(scaler.transform(Z), y, sample_weight=w)
-    coef = ridge.coef_ / scaler.scale_
-    return {'linear_lo': lo, 'linear_hi': hi, 'linear_fill': fill, 'linear_coef': coef,
-            'linear_intercept': np.atleast_1d(ridge.intercept_ - coef @ scaler.mean_)}
-
-
-def _linear_predict(linear, X):
-    """Ridge prediction; features are clipped to the training range so it never extrapolates."""
-    X = np.clip(X, linear['linear_lo'], linear['linear_hi'])
-    finite = np.isfinite(X)
-    Z = np.column_stack([np.where(finite, X, linear['linear_fill']), ~finite])
-    return Z @ linear['linear_coef'] + linear['linear_intercept'][0]
 
 
 class DustModel(BaseEstimator):
@@ -537,94 +389,11 @@ class DustModel(BaseEstimator):
         self.card = self._make_card(groups[usable], counts)
         return self
 
-    def _oof_residuals(self, X, y, w, groups, copy, full, seed):
-        """Residuals of the mean models on galaxies they were not trained on."""
-        pred = np.full(len(y), np.nan)
-        folds = GroupKFold(n_splits=self.n_inner_splits)
-        for i, (train, test) in enumerate(folds.split(X, y, _shuffled_groups(groups, seed))):
-            means = self._fit_means(X[train], y[train], w[train], copy[train], seed + i + 1)
-            pred[test] = self._predict_means(means, X[test], full[test])
-        return y - pred
+    def _oof_residuals(self, *args):
+        return _oof_residuals(self, *args)
 
-    def _fit_sigma(self, Xs, residual, w, groups, seed, var_target, observed):
-        """
-        Gaussian-NLL boosting of log sigma on out-of-fold residuals.
-
-        One booster per grouped fold, each early-stopped on its held-out
-        galaxies; the pooled held-out chi^2 of the ``observed`` rows (not the
-        band-dropout copies) of all folds sets the calibration scale (so every
-        galaxy serves once as validation), and predictions average the
-        boosters' log sigma.  With ``var_target`` (the variance of
-        each target value) the likelihood is that of the total variance
-        ``sigma**2 + var_target``.
-        """
-        r2 = residual ** 2
-        e2 = np.asarray(var_target, float)
-        # start from the typical residual, not the RMS: a few huge residuals (of
-        # copies with bands dropped) would otherwise leave the good rows too wide;
-        # for Gaussian residuals E[log r^2] = log sigma^2 - 1.27
-        logr2 = np.log(np.maximum(r2, 1e-12 * np.max(r2)))
-        base = 0.5 * (np.sum(w * logr2) / np.sum(w) + 1.2704)
-        if np.any(e2 > 0):
-            # the same for what the target errors leave unexplained
-            excess = np.maximum(r2 - e2, 0.01 * r2)
-            base = 0.5 * (np.sum(w * np.log(np.maximum(excess, 1e-12 * np.max(r2))))
-                          / np.sum(w) + 1.2704)
-        held_out = np.full(len(residual), np.nan)
-        boosters = []
-        folds = GroupKFold(n_splits=self.n_inner_splits)
-        for i, (fit, cal) in enumerate(folds.split(Xs, residual,
-                                                   _shuffled_groups(groups, seed + 7))):
-            dfit = xgb.DMatrix(Xs[fit], weight=w[fit], base_margin=np.full(len(fit), base),
-                               missing=np.nan)
-            dcal = xgb.DMatrix(Xs[cal], weight=w[cal], base_margin=np.full(len(cal), base),
-                               missing=np.nan)
-            res2 = {id(dfit): (r2[fit], e2[fit]), id(dcal): (r2[cal], e2[cal])}
-
-            def objective(log_sigma, dtrain, res2=res2):
-                wt = dtrain.get_weight()
-                rr, ee = res2[id(dtrain)]
-                # loss r^2 / V / 2 + log(V) / 2 with V = exp(2s) + e^2; the expected
-                # Hessian 2 q^2 (q = exp(2s) / V) replaces the observed one, which
-                # vanishes for small residuals (q = 1 without target errors)
-                var = np.exp(2 * log_sigma) + ee
-                q = np.exp(2 * log_sigma) / var
-                return wt * q * (1.0 - rr / var), 2.0 * wt * q ** 2
-
-            def metric(log_sigma, dmat, res2=res2):
-                wt = dmat.get_weight()
-                rr, ee = res2[id(dmat)]
-                var = np.exp(2 * log_sigma) + ee
-                loss = 0.5 * rr / var + 0.5 * np.log(var)
-                return 'nll', float(np.sum(wt * loss) / np.sum(wt))
-
-            booster = xgb.train(self._xgb_params(seed + i), dfit,
-                                num_boost_round=self.sigma_rounds, obj=objective,
-                                custom_metric=metric, evals=[(dcal, 'cal')],
-                                early_stopping_rounds=30, verbose_eval=False)
-            best = getattr(booster, 'best_iteration', None)
-            if best is not None:
-                booster = booster[:best + 1]
-            held_out[cal] = booster.predict(dcal, output_margin=True)
-            boosters.append(booster)
-        sig2 = np.exp(2 * held_out)
-        w, r2, sig2, e2 = w[observed], r2[observed], sig2[observed], e2[observed]
-        chi2 = np.sum(w * r2 / (sig2 + e2)) / np.sum(w)
-        scale = np.sqrt(chi2)
-        if np.any(e2 > 0):
-            # the scale of sigma alone that brings the total-variance chi^2 to one
-            def excess(log_c):
-                return np.sum(w * r2 / (np.exp(2 * log_c) * sig2 + e2)) / np.sum(w) - 1
-            lo, hi = np.log(1e-3), np.log(1e3)
-            if excess(lo) <= 0:
-                scale = 1e-3
-            elif excess(hi) >= 0:
-                scale = 1e3
-            else:
-                scale = float(np.exp(brentq(excess, lo, hi, xtol=1e-6)))
-        return boosters, {'base_log_sigma': float(base), 'scale': float(scale),
-                          'chi2_before': float(chi2),
-                          'n_rounds': [int(b.num_boosted_rounds()) for b in boosters]}
+    def _fit_sigma(self, *args):
+        return _fit_sigma(self, *args)
 
     def _make_card(self, groups, counts):
         params = self.get_params()
@@ -729,30 +498,7 @@ class DustModel(BaseEstimator):
         path : `~pathlib.Path`
         """
         self._check_fitted()
-        path = Path(path)
-        if (path / _CARD).exists() and not overwrite:
-            raise FileExistsError(f'{path} already holds a model; pass overwrite=True '
-                                  'to replace it.')
-        path.mkdir(parents=True, exist_ok=True)
-        files = {}
-        for target in self.targets_:
-            for kind, arrays in self.means_[target].items():
-                name = f'mean_{target}.npz' if kind == 'full' else f'mean_{target}_{kind}.npz'
-                np.savez_compressed(path / name, **arrays)
-                files[name] = _sha256(path / name)
-            for i, booster in enumerate(self.boosters_[target]):
-                name = f'sigma_{target}_{i}.ubj'
-                booster.save_model(str(path / name))
-                files[name] = _sha256(path / name)
-        np.savez_compressed(path / 'domain.npz', feature_min=self.feature_min_,
-                            feature_max=self.feature_max_)
-        files['domain.npz'] = _sha256(path / 'domain.npz')
-        card = dict(self.card)
-        card['calibration'] = self.calibration_
-        card['files'] = files
-        (path / _CARD).write_text(json.dumps(card, indent=2, default=_json_default))
-        self.card = card
-        return path
+        return _save(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path):
@@ -773,78 +519,4 @@ class DustModel(BaseEstimator):
         astro_dustml.exceptions.ModelIntegrityError
             If the card or a file is missing, or a file fails its hash.
         """
-        path = Path(path)
-        try:
-            card = json.loads((path / _CARD).read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelIntegrityError(f'cannot read the model card {path / _CARD}: {exc}; '
-                                      'the folder is not a saved DustModel.') from exc
-        if card.get('format_version') != _FORMAT_VERSION:
-            raise ModelIntegrityError(
-                f'model format version {card.get("format_version")} is not supported '
-                f'(this astro_dustml reads {_FORMAT_VERSION}); update astro_dustml.')
-        blobs = {}
-        for name, digest in card.get('files', {}).items():
-            try:
-                data = (path / name).read_bytes()
-            except OSError as exc:
-                raise ModelIntegrityError(f'model file {path / name} is missing: {exc}; '
-                                          're-download or re-save the model.') from exc
-            if hashlib.sha256(data).hexdigest() != digest:
-                raise ModelIntegrityError(
-                    f'model file {path / name} fails its SHA-256 check (corrupt or '
-                    'modified); re-download or re-save the model.')
-            blobs[name] = data
-        params = dict(card['params'])
-        params['bands'] = tuple(params['bands'])
-        model = cls(**params)
-        model.card = card
-        model.bands_ = list(card['bands'])
-        model.features_ = list(card['features'])
-        model.core_bands_ = list(card['core_bands'])
-        model.targets_ = {t: u.Unit(unit) for t, unit in card['targets'].items()}
-        model.calibration_ = card['calibration']
-        try:
-            model.means_, model.boosters_ = {}, {}
-            for target in model.targets_:
-                model.means_[target] = {}
-                for kind in ('full', 'dropout'):
-                    name = f'mean_{target}.npz' if kind == 'full' else f'mean_{target}_{kind}.npz'
-                    if kind == 'full' or name in blobs:
-                        with np.load(io.BytesIO(blobs[name])) as npz:
-                            model.means_[target][kind] = {k: npz[k] for k in npz.files}
-                model.boosters_[target] = []
-                for i in range(len(card['calibration'][target]['n_rounds'])):
-                    booster = xgb.Booster(params={'nthread': model.n_jobs})
-                    booster.load_model(bytearray(blobs[f'sigma_{target}_{i}.ubj']))
-                    model.boosters_[target].append(booster)
-            with np.load(io.BytesIO(blobs['domain.npz'])) as npz:
-                model.feature_min_ = npz['feature_min']
-                model.feature_max_ = npz['feature_max']
-        except KeyError as exc:
-            raise ModelIntegrityError(f'model card of {path} lists no file {exc}; '
-                                      'the card is incomplete.') from exc
-        return model
-
-
-def _shuffled_groups(groups, seed):
-    """Group labels replaced by a seeded random permutation, so folds do not follow names."""
-    uniq, inverse = np.unique(groups, return_inverse=True)
-    perm = np.random.default_rng(seed).permutation(len(uniq))
-    return perm[inverse.ravel()]
-
-
-def _versions():
-    return {'astro_dustml': __version__, 'python': platform.python_version(),
-            'numpy': np.__version__, 'scikit-learn': sklearn.__version__,
-            'xgboost': xgb.__version__, 'astropy': astropy.__version__}
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, tuple):
-        return list(obj)
-    raise TypeError(f'{type(obj)} is not JSON serialisable')
+        return _load(cls, path)
