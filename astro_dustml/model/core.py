@@ -359,6 +359,13 @@ class DustModel(BaseEstimator):
                     f'too few galaxies with a finite {target} to fit it (at least '
                     f'{max(self.n_inner_splits, 2)} needed); add galaxies with that target, '
                     'lower n_inner_splits or leave the target out.')
+            if np.ptp(y[ok]) == 0:
+                # no residuals: the uncertainty model would learn log(0) and give NaN
+                raise ValueError(
+                    f'target {target!r} is constant ({y[ok][0]:g} on all {int(ok.sum())} '
+                    'usable training rows): there is nothing to learn and no residual to '
+                    f'calibrate {target}_err on; check the {target!r} column or leave the '
+                    'target out.')
             self.targets_[target] = unit
             seed = self.random_state + 1000 * k
             Xt, yt, wt, gt, nbt = Xa[ok], y[ok], wa[ok], ga[ok], nb[ok]

@@ -215,6 +215,14 @@ def test_unfitted_and_bad_inputs():
         _model().fit(_mock(20, 0), targets=['sMd'], groups='galaxy')
 
 
+def test_constant_target_refused():
+    """A constant target leaves no residual to learn sigma from: refused, not NaN errors."""
+    train = _mock(40, 0)
+    train['Td'] = np.full(len(train), 20.0) * u.K
+    with pytest.raises(ValueError, match="target 'Td' is constant .*20"):
+        _model(n_estimators=5).fit(train, targets=['sLd', 'Td'], groups='galaxy')
+
+
 def test_features_follow_band_dropout():
     """A dropped band removes every feature that uses it: colours and signal-to-noise."""
     train = _mock(60, 3)
