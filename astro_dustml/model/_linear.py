@@ -30,5 +30,10 @@ def _linear_predict(linear, X):
     """Ridge prediction; features are clipped to the training range so it never extrapolates."""
     X = np.clip(X, linear['linear_lo'], linear['linear_hi'])
     finite = np.isfinite(X)
-    Z = np.column_stack([np.where(finite, X, linear['linear_fill']), ~finite])
-    return Z @ linear['linear_coef'] + linear['linear_intercept'][0]
+    coef = linear['linear_coef']
+    n = X.shape[1]
+    # the fill and the indicator columns without stacking a copy twice as wide; a
+    # row-wise sum, not BLAS, so that a row's result does not depend on its block
+    terms = np.where(finite, X, linear['linear_fill']) * coef[:n]
+    terms += np.where(finite, 0.0, coef[n:])
+    return terms.sum(axis=1) + linear['linear_intercept'][0]

@@ -27,6 +27,7 @@ import xgboost as xgb
 from .. import __version__
 from ..exceptions import ModelIntegrityError
 from ..registry import _check_plain_name, _sha256
+from ._forest import _booster_trees, _forest_trees
 
 # 3: the card carries the hash of its own content
 _FORMAT_VERSION = 3
@@ -180,6 +181,7 @@ def _load(cls, path):
                     current = path / name
                     with np.load(io.BytesIO(blob(name))) as npz:
                         model.means_[target][kind] = {k: npz[k] for k in npz.files}
+                    _forest_trees(model.means_[target][kind])  # complete and consistent?
             model.boosters_[target] = []
             current = path / _CARD
             for i in range(len(card['calibration'][target]['n_rounds'])):
@@ -187,11 +189,14 @@ def _load(cls, path):
                 current = path / name
                 booster = xgb.Booster(params={'nthread': model.n_jobs})
                 booster.load_model(bytearray(blob(name)))
+                _booster_trees(booster)  # only numeric splits?
                 model.boosters_[target].append(booster)
         current = path / 'domain.npz'
         with np.load(io.BytesIO(blob('domain.npz'))) as npz:
             model.feature_min_ = npz['feature_min']
             model.feature_max_ = npz['feature_max']
+        current = path
+        model._compile()
     except ModelIntegrityError:
         raise
     except _DECODE_ERRORS as exc:

@@ -10,7 +10,18 @@ import xgboost as xgb
 from scipy.optimize import brentq
 from sklearn.model_selection import GroupKFold
 
+from ._forest import _booster_trees, _Trees
 from ._groups import _shuffled_groups
+
+
+def _sigma_trees(boosters):
+    """All trees of a target's boosters as one compiled `_Trees`."""
+    return _Trees.concatenate([_booster_trees(b) for b in boosters])
+
+
+def _predict_log_sigma(trees, n_boosters, base, Xs):
+    """The boosters' mean log sigma: ``base`` plus the mean over boosters of their leaf sums."""
+    return base + trees.sum_leaves(Xs) / n_boosters
 
 
 def _oof_residuals(model, X, y, w, groups, copy, full, seed):

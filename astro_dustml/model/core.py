@@ -31,10 +31,12 @@ targets, training sample, metrics, library versions and the SHA-256 of every
 file), verified on loading.
 """
 
+import numbers
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import xgboost as xgb
 from astropy.table import QTable
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestRegressor
@@ -42,17 +44,19 @@ from sklearn.ensemble import RandomForestRegressor
 from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from ..exceptions import OutOfDomainWarning
 from ..features import SNR_PREFIX, _canonical_bands, _feature_bands, make_features, valid_bands
-from ._forest import _export_forest, _forest_predict
+from ._forest import _export_forest, _forest_predict, _forest_trees
 from ._groups import _groups_array, _target_values, group_weights
 from ._linear import _fit_linear, _linear_predict
 from ._persistence import _FORMAT_VERSION, _load, _save, _versions
-from ._sigma import _fit_sigma, _oof_residuals
+from ._sigma import _fit_sigma, _oof_residuals, _predict_log_sigma, _sigma_trees
 
 __all__ = ['DustModel']
 
 # bands present in at least this fraction of the training rows are core bands:
 # a row without one goes to the dropout mean
 _CORE_FRACTION = 0.97
+# rows per prediction block: a few MB of temporaries per thread
+_BLOCK = 8192
 
 
 
@@ -261,8 +265,8 @@ class DustModel(BaseEstimator):
         return {**_export_forest(forest), **mean}
 
     @staticmethod
-    def _predict_mean(mean, X):
-        out = _forest_predict(mean, X)
+    def _predict_mean(mean, X, trees=None):
+        out = _forest_predict(mean if trees is None else trees, X)
         if 'linear_columns' in mean:
             # an SED off the training manifold can push the ridge far out
             out = np.clip(out + _linear_predict(mean, X[:, mean['linear_columns']]),
@@ -280,12 +284,14 @@ class DustModel(BaseEstimator):
             means['dropout'] = self._fit_mean(X, y, w, seed + 500)
         return means
 
-    def _predict_means(self, means, X, full):
+    def _predict_means(self, means, X, full, trees=None):
+        """The full-band mean where ``full``, else the dropout mean; ``trees``: compiled."""
+        trees = trees or {}
         if 'dropout' not in means:
-            return self._predict_mean(means['full'], X)
+            return self._predict_mean(means['full'], X, trees.get('full'))
         out = np.empty(len(X))
-        out[full] = self._predict_mean(means['full'], X[full])
-        out[~full] = self._predict_mean(means['dropout'], X[~full])
+        out[full] = self._predict_mean(means['full'], X[full], trees.get('full'))
+        out[~full] = self._predict_mean(means['dropout'], X[~full], trees.get('dropout'))
         return out
 
     def _full_band_rows(self, valid):
@@ -430,9 +436,24 @@ class DustModel(BaseEstimator):
             raise RuntimeError('this DustModel is not fitted yet: call fit() or '
                                'DustModel.load() first.')
 
-    def predict(self, table, *, warn=True):
+    def _compile(self):
+        """Node arrays for the compiled tree walk: every mean forest and the sigma boosters."""
+        self.trees_ = {target: {'means': {kind: _forest_trees(mean)
+                                          for kind, mean in self.means_[target].items()},
+                                'sigma': _sigma_trees(self.boosters_[target])}
+                       for target in self.targets_}
+
+    def _threads(self):
+        n_jobs = self.n_jobs if self.n_jobs is not None else 1
+        return (os.cpu_count() or 1) if n_jobs < 0 else max(int(n_jobs), 1)
+
+    def predict(self, table, *, warn=True, block_size=None):
         """
         Predict the targets and their uncertainties for every row of a SED table.
+
+        Rows are processed in blocks of ``block_size`` rows, spread over
+        ``n_jobs`` threads, with compiled tree inference: memory beyond the
+        table and the result is a few blocks, whatever the number of rows.
 
         Parameters
         ----------
@@ -442,6 +463,8 @@ class DustModel(BaseEstimator):
         warn : bool, optional
             Issue an `~astro_dustml.exceptions.OutOfDomainWarning` when rows
             are out of the training domain.
+        block_size : int, optional
+            Rows per block (default 8192); the result does not depend on it.
 
         Returns
         -------
@@ -454,32 +477,61 @@ class DustModel(BaseEstimator):
             bands.
         """
         self._check_fitted()
-        X, _, valid = self._features(table)
-        n_bands = valid.sum(axis=1)
-        ok = self._usable(X, valid, self.bands_)
-        with np.errstate(invalid='ignore'):
-            outside = np.any(np.isfinite(X) & ((X < self.feature_min_) | (X > self.feature_max_)),
-                             axis=1)
-        out = QTable()
-        Xok = X[ok]
-        Xs = self._sigma_inputs(Xok, n_bands[ok])
-        full = self._full_band_rows(valid[ok])
-        for target, unit in self.targets_.items():
-            mean = np.full(len(X), np.nan)
-            err = np.full(len(X), np.nan)
-            if ok.any():
-                mean[ok] = self._predict_means(self.means_[target], Xok, full)
+        if block_size is None:
+            block_size = _BLOCK
+        if (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)
+                or block_size < 1):
+            raise ValueError(f'block_size must be a positive integer (rows per block), '
+                             f'got {block_size!r}.')
+        if not hasattr(self, 'trees_'):
+            self._compile()
+        n = len(table)
+        result = {name: np.full(n, np.nan) for target in self.targets_
+                  for name in (target, f'{target}_err')}
+        out_of_domain = np.ones(n, dtype=bool)
+        n_bands = np.zeros(n, dtype=np.int16)
+
+        def run(start):
+            stop = min(start + block_size, n)
+            X, _, valid = self._features(table[start:stop])
+            nb = valid.sum(axis=1)
+            ok = self._usable(X, valid, self.bands_)
+            with np.errstate(invalid='ignore'):
+                outside = np.any(np.isfinite(X) & ((X < self.feature_min_)
+                                                   | (X > self.feature_max_)), axis=1)
+            out_of_domain[start:stop] = ~ok | outside
+            n_bands[start:stop] = nb
+            if not ok.any():
+                return
+            rows = start + np.flatnonzero(ok)
+            Xok = X[ok]
+            Xs = self._sigma_inputs(Xok, nb[ok])
+            full = self._full_band_rows(valid[ok])
+            for target in self.targets_:
+                trees = self.trees_[target]
+                result[target][rows] = self._predict_means(self.means_[target], Xok, full,
+                                                           trees['means'])
                 cal = self.calibration_[target]
-                dm = xgb.DMatrix(Xs, base_margin=np.full(len(Xs), cal['base_log_sigma']),
-                                 missing=np.nan, nthread=self.n_jobs)
-                log_sigma = np.mean([b.predict(dm, output_margin=True).astype(np.float64)
-                                     for b in self.boosters_[target]], axis=0)
-                err[ok] = cal['scale'] * np.exp(log_sigma)
-            out[target] = mean * unit
-            out[f'{target}_err'] = err * unit
-        out['out_of_domain'] = ~ok | outside
-        out['n_bands'] = n_bands.astype(np.int16)
-        n_bad = int(out['out_of_domain'].sum())
+                log_sigma = _predict_log_sigma(trees['sigma'], len(self.boosters_[target]),
+                                               cal['base_log_sigma'], Xs)
+                result[f'{target}_err'][rows] = cal['scale'] * np.exp(log_sigma)
+
+        starts = range(0, n, block_size)
+        threads = min(self._threads(), len(starts))
+        if threads > 1:
+            # the tree walk and most numpy work release the GIL
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(run, starts))
+        else:
+            for start in starts:
+                run(start)
+        out = QTable()
+        for target, unit in self.targets_.items():
+            out[target] = result.pop(target) * unit
+            out[f'{target}_err'] = result.pop(f'{target}_err') * unit
+        out['out_of_domain'] = out_of_domain
+        out['n_bands'] = n_bands
+        n_bad = int(out_of_domain.sum())
         if warn and n_bad:
             warnings.warn(
                 f'{n_bad} of {len(out)} rows are outside the training domain (too few bands '
