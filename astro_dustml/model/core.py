@@ -59,7 +59,6 @@ _CORE_FRACTION = 0.97
 _BLOCK = 8192
 
 
-
 class DustModel(BaseEstimator):
     """
     Predict dust properties, with uncertainties, from UV to mid-infrared SEDs.
