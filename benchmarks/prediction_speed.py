@@ -168,6 +168,16 @@ def run(sizes=(10**5, 10**6, 10**7), *, data=DATA, paper_trees=10, paper_rows=10
     paper = _PaperPipeline(model, trees=paper_trees, train_rows=train_rows, data=data,
                            n_jobs=model._threads())
     scale = PAPER_TREES / paper_trees
+    mib = 2 ** 20
+    if verbose:
+        print(f'DustModel.predict, default model, 3 targets with uncertainties, '
+              f'{model._threads()} threads; paper-style: {paper_trees} fully grown trees '
+              f'(depth up to {paper.depth}) per target trained on {train_rows} rows, '
+              f'forest time scaled x{scale:g} to {PAPER_TREES} trees, timed on '
+              f'<= {paper_rows} rows and scaled to each size, + one xgboost model per target')
+        print(f'{"pixels":>10s} {"pixels/s":>10s} {"pix/cpu-s":>10s} {"peak MiB":>9s} '
+              f'{"x table":>8s} {"paper pix/s":>12s} {"paper MiB":>10s} {"speed-up":>9s}',
+              flush=True)
     rows = []
     for n in sizes:
         table = _sample(int(n), data=data, seed=2)
@@ -176,28 +186,19 @@ def run(sizes=(10**5, 10**6, 10**7), *, data=DATA, paper_trees=10, paper_rows=10
         m = min(int(n), paper_rows)
         (feat, forest, boost), _, _, paper_peak = _measure(lambda: paper.predict(table[:m]))
         paper_seconds = (feat + forest * scale + boost) * n / m
-        rows.append({'pixels': int(n), 'seconds': seconds, 'pixels_per_s': n / seconds,
-                     'cpu_seconds': cpu, 'pixels_per_cpu_s': n / cpu,
-                     'peak_bytes': peak, 'table_bytes': table_bytes,
-                     'peak_over_table': peak / table_bytes,
-                     'paper_pixels_per_s': n / paper_seconds, 'paper_peak_bytes': paper_peak,
-                     'speedup': paper_seconds / seconds})
+        r = {'pixels': int(n), 'seconds': seconds, 'pixels_per_s': n / seconds,
+             'cpu_seconds': cpu, 'pixels_per_cpu_s': n / cpu,
+             'peak_bytes': peak, 'table_bytes': table_bytes,
+             'peak_over_table': peak / table_bytes,
+             'paper_pixels_per_s': n / paper_seconds, 'paper_peak_bytes': paper_peak,
+             'speedup': paper_seconds / seconds}
+        rows.append(r)
         table = None  # free it before the next size is drawn
-    if verbose:
-        mib = 2 ** 20
-        print(f'DustModel.predict, default model, 3 targets with uncertainties, '
-              f'{model._threads()} threads; paper-style: {paper_trees} fully grown trees '
-              f'(depth up to {paper.depth}) per target trained on {train_rows} rows, '
-              f'forest time scaled x{scale:g} to {PAPER_TREES} trees, timed on '
-              f'<= {paper_rows} rows and scaled to each size, + one xgboost model per target')
-        print(f'{"pixels":>10s} {"pixels/s":>10s} {"pix/cpu-s":>10s} {"peak MiB":>9s} '
-              f'{"x table":>8s} '
-              f'{"paper pix/s":>12s} {"paper MiB":>10s} {"speed-up":>9s}')
-        for r in rows:
+        if verbose:
             print(f'{r["pixels"]:>10d} {r["pixels_per_s"]:>10.0f} {r["pixels_per_cpu_s"]:>10.0f} '
-                  f'{r["peak_bytes"] / mib:>9.0f} '
-                  f'{r["peak_over_table"]:>8.2f} {r["paper_pixels_per_s"]:>12.0f} '
-                  f'{r["paper_peak_bytes"] / mib:>10.0f} {r["speedup"]:>9.1f}')
+                  f'{r["peak_bytes"] / mib:>9.0f} {r["peak_over_table"]:>8.2f} '
+                  f'{r["paper_pixels_per_s"]:>12.0f} {r["paper_peak_bytes"] / mib:>10.0f} '
+                  f'{r["speedup"]:>9.1f}', flush=True)
     return rows
 
 

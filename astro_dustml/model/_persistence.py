@@ -104,12 +104,14 @@ def _read_card(path):
     if not isinstance(card, dict):
         raise ModelIntegrityError(f'model card {card_path} is not a JSON object; '
                                   're-download or re-save the model.')
-    if card.get('format_version') != _FORMAT_VERSION:
+    version = card.get('format_version')
+    if version != _FORMAT_VERSION:
+        newer = isinstance(version, int) and version > _FORMAT_VERSION
         raise ModelIntegrityError(
-            f'model card {card_path} has format version {card.get("format_version")}, '
-            f'but this astro_dustml reads {_FORMAT_VERSION} (cards with a checksum of '
-            'their own content); update astro_dustml, or retrain and save the model '
-            'with this version.')
+            f'model card {card_path} has format version {version!r}, but this '
+            f'astro_dustml reads version {_FORMAT_VERSION} (cards that carry a checksum '
+            'of their own content); ' + ('update astro_dustml.' if newer else
+                                         'train and save the model again with this version.'))
     if card.get(_CARD_HASH) != _card_digest(card):
         raise ModelIntegrityError(
             f'model card {card_path} fails its content check ({_CARD_HASH}): its numbers '
