@@ -182,7 +182,15 @@ def _go_left(x, threshold, missing_left):
     return np.int32((x <= threshold) | ((x != x) & missing_left))
 
 
-@numba.njit(nogil=True, cache=True)
+def _compiled(func):
+    """Compile without the GIL, cached on disk where numba finds a writable folder."""
+    try:
+        return numba.njit(nogil=True, cache=True)(func)
+    except RuntimeError:  # no cache folder: compile once per process instead
+        return numba.njit(nogil=True)(func)
+
+
+@_compiled
 def _sum_leaves(X, roots, depth, feature, threshold, left, right, missing_left, value, out):
     # Four rows walk a tree side by side without branches: their independent
     # chains of loads overlap, where one row alone waits on every load and

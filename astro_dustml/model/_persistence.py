@@ -27,7 +27,7 @@ import xgboost as xgb
 from .. import __version__
 from ..exceptions import ModelIntegrityError
 from ..registry import _check_plain_name, _sha256
-from ._forest import _booster_trees, _forest_trees
+from ._forest import _booster_trees, _forest_trees, _Trees
 
 # 3: the card carries the hash of its own content
 _FORMAT_VERSION = 3
@@ -174,31 +174,33 @@ def _load(cls, path):
         model.core_bands_ = list(card['core_bands'])
         model.targets_ = {t: u.Unit(unit) for t, unit in card['targets'].items()}
         model.calibration_ = card['calibration']
-        model.means_, model.boosters_ = {}, {}
+        model.means_, model.boosters_, model.trees_ = {}, {}, {}
         for target in model.targets_:
             model.means_[target] = {}
+            # node arrays for the compiled walk, built file by file so that an
+            # inconsistent file is named
+            trees = model.trees_[target] = {'means': {}}
             for kind in ('full', 'dropout'):
                 name = f'mean_{target}.npz' if kind == 'full' else f'mean_{target}_{kind}.npz'
                 if kind == 'full' or name in blobs:
                     current = path / name
                     with np.load(io.BytesIO(blob(name))) as npz:
                         model.means_[target][kind] = {k: npz[k] for k in npz.files}
-                    _forest_trees(model.means_[target][kind])  # complete and consistent?
-            model.boosters_[target] = []
+                    trees['means'][kind] = _forest_trees(model.means_[target][kind])
+            model.boosters_[target], parts = [], []
             current = path / _CARD
             for i in range(len(card['calibration'][target]['n_rounds'])):
                 name = f'sigma_{target}_{i}.ubj'
                 current = path / name
                 booster = xgb.Booster(params={'nthread': model.n_jobs})
                 booster.load_model(bytearray(blob(name)))
-                _booster_trees(booster)  # only numeric splits?
+                parts.append(_booster_trees(booster))
                 model.boosters_[target].append(booster)
+            trees['sigma'] = _Trees.concatenate(parts)
         current = path / 'domain.npz'
         with np.load(io.BytesIO(blob('domain.npz'))) as npz:
             model.feature_min_ = npz['feature_min']
             model.feature_max_ = npz['feature_max']
-        current = path
-        model._compile()
     except ModelIntegrityError:
         raise
     except _DECODE_ERRORS as exc:
