@@ -27,8 +27,12 @@ present, and its uncertainty grows when it has fewer bands to go on.
 A fitted model is saved as a folder of portable files, never pickle: the
 forests' tree arrays and the ridge coefficients in ``.npz``, each xgboost
 model in its own UBJSON format and a ``model.json`` card (bands, features,
-targets, training sample, metrics, library versions and the SHA-256 of every
-file), verified on loading.
+targets, training sample, metrics, library versions, the SHA-256 of every
+file and of the card's own content), verified on loading.
+
+Prediction walks the forests and the xgboost trees in compiled code (the same
+node-array form for both, equal to the libraries' own predictions), in blocks
+of rows spread over ``n_jobs`` threads, so that memory stays bounded.
 """
 
 import numbers
