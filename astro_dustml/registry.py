@@ -27,6 +27,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -46,6 +47,18 @@ _DATA = Path(__file__).parent / 'data'
 _BUNDLED_DIR = _DATA / 'models'
 _REGISTRY_FILE = _DATA / 'model_registry.json'
 _CARD = 'model.json'
+# a plain file name: no folder part, no '..', nothing a path could resolve elsewhere
+_PLAIN_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
+
+
+def _check_plain_name(name, *, what):
+    """Raise ValueError unless ``name`` is a plain file (or model) name."""
+    if not (isinstance(name, str) and _PLAIN_NAME.fullmatch(name) and '..' not in name):
+        raise ValueError(
+            f'{what} {name!r} is not a plain file name (letters, digits, ".", "_", "-"; '
+            'no folder part, no "..", not absolute): every model file must sit directly '
+            'in the model folder. Fix the registry or model card.')
+    return name
 
 
 def _bundled_models():
@@ -77,6 +90,10 @@ def _load_registry(registry=None):
             raise ValueError(
                 f'Registry entry {name!r} in {source} must have a "files" '
                 f'mapping of file name to SHA-256 that includes {_CARD!r}.')
+        # names become URL parts and files in a temporary folder: nothing may escape
+        _check_plain_name(name, what=f'Model name in {source}')
+        for filename in files:
+            _check_plain_name(filename, what=f'File name of registry entry {name!r} in {source}')
     return models
 
 
@@ -128,7 +145,7 @@ def _fetch(name, filename, sha256):
         raise ModelNotAvailableError(
             f'Model {name!r} is not in the download cache and downloads are '
             'disabled (astro_dustml.conf.allow_download = False). Enable them, '
-            'or run astro_dustml.registry.download_models([{name!r}]) (or '
+            f'or run astro_dustml.registry.download_models([{name!r}]) (or '
             f'`astro-dustml models download {name}`) on a machine with network '
             f'access, or fetch {url} yourself and import it with '
             f'astropy.utils.data.import_file_to_cache({url!r}, <file>, '

@@ -215,6 +215,14 @@ def test_unfitted_and_bad_inputs():
         _model().fit(_mock(20, 0), targets=['sMd'], groups='galaxy')
 
 
+def test_constant_target_refused():
+    """A constant target leaves no residual to learn sigma from: refused, not NaN errors."""
+    train = _mock(40, 0)
+    train['Td'] = np.full(len(train), 20.0) * u.K
+    with pytest.raises(ValueError, match="target 'Td' is constant .*20"):
+        _model(n_estimators=5).fit(train, targets=['sLd', 'Td'], groups='galaxy')
+
+
 def test_features_follow_band_dropout():
     """A dropped band removes every feature that uses it: colours and signal-to-noise."""
     train = _mock(60, 3)
@@ -257,3 +265,49 @@ def test_target_errors_give_uncertainty_of_true_value():
     assert 0.6 < chi2_true < 1.6
     assert 0.85 < chi2_tot < 1.15
     assert np.median(sigma) < 1.0
+
+
+def test_blocked_and_threaded_against_single(fitted):
+    """Blocks and threads change nothing; sigma is that of the xgboost boosters themselves."""
+    import xgboost as xgb
+    model, _ = fitted
+    test = _mock(701, 9)
+    test['WISE_12_flag'][::4] = FLAG_MISSING
+    test['WISE_3.4_flag'][::50] = FLAG_MISSING  # unusable rows inside blocks
+    one = _predict(model, test)
+    model.set_params(n_jobs=2)
+    try:
+        blocked = model.predict(test, warn=False, block_size=37)
+    finally:
+        model.set_params(n_jobs=1)
+    for name in one.colnames:
+        assert np.array_equal(np.asarray(one[name]), np.asarray(blocked[name]),
+                              equal_nan=True), name
+    # independent truth for the uncertainty: xgboost's own prediction
+    X, _, valid = model._features(test)
+    ok = ~one['out_of_domain'] | np.isfinite(one['Td'])
+    Xs = model._sigma_inputs(X[ok], valid[ok].sum(axis=1))
+    cal = model.calibration_['Td']
+    dm = xgb.DMatrix(Xs, base_margin=np.full(len(Xs), cal['base_log_sigma']), missing=np.nan)
+    log_sigma = np.mean([b.predict(dm, output_margin=True) for b in model.boosters_['Td']],
+                        axis=0)
+    np.testing.assert_allclose(one['Td_err'].value[ok], cal['scale'] * np.exp(log_sigma),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match='block_size must be a positive integer'):
+        model.predict(test, block_size=0)
+
+
+def test_prediction_memory_is_bounded(fitted):
+    """Peak memory of predict stays below three times the pixel table."""
+    import tracemalloc
+    model, _ = fitted
+    test = _mock(40000, 11)
+    table_bytes = sum(np.asarray(test[c]).nbytes for c in test.colnames)
+    _predict(model, test[:10])
+    tracemalloc.start()
+    try:
+        _predict(model, test)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * table_bytes, (peak / table_bytes)

@@ -127,6 +127,7 @@ def test_downloads_disallowed(server, cache, requests):
     message = str(err.value)
     assert 'allow_download' in message and 'import_file_to_cache' in message
     assert 'astro-dustml models download remote' in message
+    assert "download_models(['remote'])" in message and '{name' not in message
     assert requests == []
 
 
@@ -156,6 +157,24 @@ def test_registry_file_from_config(tmp_path):
 def test_bad_registry_entry():
     with pytest.raises(ValueError, match='model.json'):
         list_models(registry={'models': {'x': {'files': {'a.npz': '0'}}}})
+
+
+@pytest.mark.parametrize('files, name', [
+    ({'model.json': '0' * 64, '../pwned.txt': '0' * 64}, 'x'),
+    ({'model.json': '0' * 64, '/tmp/pwned.txt': '0' * 64}, 'x'),
+    ({'model.json': '0' * 64, 'sub/pwned.txt': '0' * 64}, 'x'),
+    ({'model.json': '0' * 64}, '../x'),
+])
+def test_registry_names_outside_folder_rejected(server, cache, requests, files, name):
+    """A registry entry cannot make get_model write outside its temporary folder."""
+    url, root = server
+    registry = {'models': {name: {'files': files}}}
+    with conf.set_temp('model_urls', [url]):
+        with pytest.raises(ValueError, match='not a plain file name'):
+            get_model(name, registry=registry)
+        with pytest.raises(ValueError, match='not a plain file name'):
+            list_models(registry=registry)
+    assert requests == []
 
 
 def test_unknown_model_lists_known():

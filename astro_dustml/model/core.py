@@ -27,181 +27,40 @@ present, and its uncertainty grows when it has fewer bands to go on.
 A fitted model is saved as a folder of portable files, never pickle: the
 forests' tree arrays and the ridge coefficients in ``.npz``, each xgboost
 model in its own UBJSON format and a ``model.json`` card (bands, features,
-targets, training sample, metrics, library versions and the SHA-256 of every
-file), verified on loading.
+targets, training sample, metrics, library versions, the SHA-256 of every
+file and of the card's own content), verified on loading.
+
+Prediction walks the forests and the xgboost trees in compiled code (the same
+node-array form for both, equal to the libraries' own predictions), in blocks
+of rows spread over ``n_jobs`` threads, so that memory stays bounded.
 """
 
-import hashlib
-import io
-import json
-import platform
+import numbers
+import os
 import warnings
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
-import astropy
-import astropy.units as u
 import numpy as np
-import sklearn
-import xgboost as xgb
 from astropy.table import QTable
-from scipy.optimize import brentq
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import GroupKFold
-from sklearn.preprocessing import StandardScaler
 
-from . import __version__
-from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
-from .exceptions import ModelIntegrityError, OutOfDomainWarning
-from .features import SNR_PREFIX, _canonical_bands, _feature_bands, make_features, valid_bands
+from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
+from ..exceptions import OutOfDomainWarning
+from ..features import SNR_PREFIX, _canonical_bands, _feature_bands, make_features, valid_bands
+from ._forest import _export_forest, _forest_predict, _forest_trees
+from ._groups import _groups_array, _target_values, group_weights
+from ._linear import _fit_linear, _linear_predict
+from ._persistence import _FORMAT_VERSION, _load, _save, _versions
+from ._sigma import _fit_sigma, _oof_residuals, _predict_log_sigma, _sigma_trees
 
-__all__ = ['DustModel', 'TARGET_UNITS', 'group_weights']
+__all__ = ['DustModel']
 
-TARGET_UNITS = {'sLd': u.dex, 'sMd': u.dex, 'Td': u.K}
-"""Units of the standard targets (others keep the unit of their column)."""
-
-_FORMAT_VERSION = 2
 # bands present in at least this fraction of the training rows are core bands:
 # a row without one goes to the dropout mean
 _CORE_FRACTION = 0.97
-_CARD = 'model.json'
-_CHUNK = 20000
-
-
-def group_weights(groups):
-    """
-    Weights ``1 / N_rows(group)``, so that every group (galaxy) counts once.
-
-    Parameters
-    ----------
-    groups : array-like
-        Group label of each row.
-
-    Returns
-    -------
-    weights : `~numpy.ndarray`
-        One weight per row; the weights of each group sum to one.
-
-    Examples
-    --------
-    >>> from astro_dustml.model import group_weights
-    >>> group_weights(['a', 'a', 'b', 'a'])
-    array([0.33333333, 0.33333333, 1.        , 0.33333333])
-    """
-    _, inverse, counts = np.unique(np.asarray(groups), return_inverse=True,
-                                   return_counts=True)
-    return 1.0 / counts[inverse.ravel()]
-
-
-def _groups_array(table, groups):
-    if isinstance(groups, str):
-        if groups not in table.colnames:
-            raise ValueError(f'groups={groups!r} is not a column of the table; give a '
-                             "column name (e.g. 'galaxy') or one label per row.")
-        groups = table[groups]
-    groups = np.asarray(groups)
-    if groups.shape != (len(table),):
-        raise ValueError(f'groups must give one label per row ({len(table)}); '
-                         f'got shape {groups.shape}.')
-    return groups
-
-
-def _target_values(table, target):
-    if target not in table.colnames:
-        raise ValueError(f'target {target!r} is not a column of the training table; '
-                         f'add it or choose targets among {table.colnames}.')
-    col = table[target]
-    unit = getattr(col, 'unit', None)
-    expected = TARGET_UNITS.get(target)
-    if expected is not None and unit is not None and unit != u.dimensionless_unscaled:
-        return np.asarray(col.to_value(expected), dtype=float), expected
-    if unit is None or unit == u.dimensionless_unscaled:
-        unit = expected if expected is not None else u.dimensionless_unscaled
-        return np.asarray(col, dtype=float), unit
-    return np.asarray(col.value, dtype=float), unit
-
-
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-# --- random forest as plain arrays -------------------------------------------------
-
-def _export_forest(forest):
-    """Concatenate the trees of a fitted sklearn forest into flat arrays."""
-    trees = [est.tree_ for est in forest.estimators_]
-    sizes = np.array([t.node_count for t in trees])
-    roots = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    left, right, feature, threshold, value, missing_left = [], [], [], [], [], []
-    for root, t in zip(roots, trees):
-        leaf = t.children_left < 0
-        left.append(np.where(leaf, -1, t.children_left + root))
-        right.append(np.where(leaf, -1, t.children_right + root))
-        feature.append(np.where(leaf, -1, t.feature))
-        threshold.append(t.threshold)
-        value.append(t.value[:, 0, 0])
-        mgl = getattr(t, 'missing_go_to_left', np.zeros(t.node_count, dtype=np.uint8))
-        missing_left.append(mgl)
-    return {'roots': roots.astype(np.int64),
-            'left': np.concatenate(left).astype(np.int32),
-            'right': np.concatenate(right).astype(np.int32),
-            'feature': np.concatenate(feature).astype(np.int16),
-            'threshold': np.concatenate(threshold).astype(np.float64),
-            'value': np.concatenate(value).astype(np.float64),
-            'missing_left': np.concatenate(missing_left).astype(bool)}
-
-
-def _forest_predict(forest, X):
-    """Mean of the trees' leaf values, with sklearn's rules (float32 inputs, NaN routing)."""
-    X = np.asarray(X, dtype=np.float32)
-    n_trees = len(forest['roots'])
-    out = np.empty(len(X))
-    for start in range(0, len(X), _CHUNK):
-        Xc = X[start:start + _CHUNK]
-        rows = np.arange(len(Xc))[None, :]
-        node = np.repeat(forest['roots'][:, None], len(Xc), axis=1)
-        while True:
-            feat = forest['feature'][node]
-            inner = feat >= 0
-            if not inner.any():
-                break
-            x = Xc[rows, np.where(inner, feat, 0)].astype(np.float64)
-            go_left = np.where(np.isnan(x), forest['missing_left'][node],
-                               x <= forest['threshold'][node])
-            child = np.where(go_left, forest['left'][node], forest['right'][node])
-            node = np.where(inner, child, node)
-        out[start:start + _CHUNK] = forest['value'][node].sum(axis=0) / n_trees
-    return out
-
-
-# --- ridge regression as plain arrays ------------------------------------------
-
-def _fit_linear(X, y, w):
-    """
-    Ridge regression on ``X`` with NaN filled by the column mean plus one
-    missing-value indicator per column, as arrays `_linear_predict` applies.
-    """
-    w = w / w.mean()  # RidgeCV's alphas are relative to the total weight
-    finite = np.isfinite(X)
-    with np.errstate(invalid='ignore'), warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning)  # all-NaN columns
-        lo, hi, fill = np.nanmin(X, axis=0), np.nanmax(X, axis=0), np.nanmean(X, axis=0)
-    lo, hi, fill = (np.nan_to_num(a) for a in (lo, hi, fill))
-    Z = np.column_stack([np.where(finite, X, fill), ~finite])
-    scaler = StandardScaler().fit(Z, sample_weight=w)
-    ridge = RidgeCV(alphas=np.logspace(0, 4, 9)).fit(scaler.transform(Z), y, sample_weight=w)
-    coef = ridge.coef_ / scaler.scale_
-    return {'linear_lo': lo, 'linear_hi': hi, 'linear_fill': fill, 'linear_coef': coef,
-            'linear_intercept': np.atleast_1d(ridge.intercept_ - coef @ scaler.mean_)}
-
-
-def _linear_predict(linear, X):
-    """Ridge prediction; features are clipped to the training range so it never extrapolates."""
-    X = np.clip(X, linear['linear_lo'], linear['linear_hi'])
-    finite = np.isfinite(X)
-    Z = np.column_stack([np.where(finite, X, linear['linear_fill']), ~finite])
-    return Z @ linear['linear_coef'] + linear['linear_intercept'][0]
+# rows per prediction block: a few MB of temporaries per thread
+_BLOCK = 8192
 
 
 class DustModel(BaseEstimator):
@@ -409,8 +268,8 @@ class DustModel(BaseEstimator):
         return {**_export_forest(forest), **mean}
 
     @staticmethod
-    def _predict_mean(mean, X):
-        out = _forest_predict(mean, X)
+    def _predict_mean(mean, X, trees=None):
+        out = _forest_predict(mean if trees is None else trees, X)
         if 'linear_columns' in mean:
             # an SED off the training manifold can push the ridge far out
             out = np.clip(out + _linear_predict(mean, X[:, mean['linear_columns']]),
@@ -428,12 +287,14 @@ class DustModel(BaseEstimator):
             means['dropout'] = self._fit_mean(X, y, w, seed + 500)
         return means
 
-    def _predict_means(self, means, X, full):
+    def _predict_means(self, means, X, full, trees=None):
+        """The full-band mean where ``full``, else the dropout mean; ``trees``: compiled."""
+        trees = trees or {}
         if 'dropout' not in means:
-            return self._predict_mean(means['full'], X)
+            return self._predict_mean(means['full'], X, trees.get('full'))
         out = np.empty(len(X))
-        out[full] = self._predict_mean(means['full'], X[full])
-        out[~full] = self._predict_mean(means['dropout'], X[~full])
+        out[full] = self._predict_mean(means['full'], X[full], trees.get('full'))
+        out[~full] = self._predict_mean(means['dropout'], X[~full], trees.get('dropout'))
         return out
 
     def _full_band_rows(self, valid):
@@ -507,6 +368,13 @@ class DustModel(BaseEstimator):
                     f'too few galaxies with a finite {target} to fit it (at least '
                     f'{max(self.n_inner_splits, 2)} needed); add galaxies with that target, '
                     'lower n_inner_splits or leave the target out.')
+            if np.ptp(y[ok]) == 0:
+                # no residuals: the uncertainty model would learn log(0) and give NaN
+                raise ValueError(
+                    f'target {target!r} is constant ({y[ok][0]:g} on all {int(ok.sum())} '
+                    'usable training rows): there is nothing to learn and no residual to '
+                    f'calibrate {target}_err on; check the {target!r} column or leave the '
+                    'target out.')
             self.targets_[target] = unit
             seed = self.random_state + 1000 * k
             Xt, yt, wt, gt, nbt = Xa[ok], y[ok], wa[ok], ga[ok], nb[ok]
@@ -537,94 +405,11 @@ class DustModel(BaseEstimator):
         self.card = self._make_card(groups[usable], counts)
         return self
 
-    def _oof_residuals(self, X, y, w, groups, copy, full, seed):
-        """Residuals of the mean models on galaxies they were not trained on."""
-        pred = np.full(len(y), np.nan)
-        folds = GroupKFold(n_splits=self.n_inner_splits)
-        for i, (train, test) in enumerate(folds.split(X, y, _shuffled_groups(groups, seed))):
-            means = self._fit_means(X[train], y[train], w[train], copy[train], seed + i + 1)
-            pred[test] = self._predict_means(means, X[test], full[test])
-        return y - pred
+    def _oof_residuals(self, *args):
+        return _oof_residuals(self, *args)
 
-    def _fit_sigma(self, Xs, residual, w, groups, seed, var_target, observed):
-        """
-        Gaussian-NLL boosting of log sigma on out-of-fold residuals.
-
-        One booster per grouped fold, each early-stopped on its held-out
-        galaxies; the pooled held-out chi^2 of the ``observed`` rows (not the
-        band-dropout copies) of all folds sets the calibration scale (so every
-        galaxy serves once as validation), and predictions average the
-        boosters' log sigma.  With ``var_target`` (the variance of
-        each target value) the likelihood is that of the total variance
-        ``sigma**2 + var_target``.
-        """
-        r2 = residual ** 2
-        e2 = np.asarray(var_target, float)
-        # start from the typical residual, not the RMS: a few huge residuals (of
-        # copies with bands dropped) would otherwise leave the good rows too wide;
-        # for Gaussian residuals E[log r^2] = log sigma^2 - 1.27
-        logr2 = np.log(np.maximum(r2, 1e-12 * np.max(r2)))
-        base = 0.5 * (np.sum(w * logr2) / np.sum(w) + 1.2704)
-        if np.any(e2 > 0):
-            # the same for what the target errors leave unexplained
-            excess = np.maximum(r2 - e2, 0.01 * r2)
-            base = 0.5 * (np.sum(w * np.log(np.maximum(excess, 1e-12 * np.max(r2))))
-                          / np.sum(w) + 1.2704)
-        held_out = np.full(len(residual), np.nan)
-        boosters = []
-        folds = GroupKFold(n_splits=self.n_inner_splits)
-        for i, (fit, cal) in enumerate(folds.split(Xs, residual,
-                                                   _shuffled_groups(groups, seed + 7))):
-            dfit = xgb.DMatrix(Xs[fit], weight=w[fit], base_margin=np.full(len(fit), base),
-                               missing=np.nan)
-            dcal = xgb.DMatrix(Xs[cal], weight=w[cal], base_margin=np.full(len(cal), base),
-                               missing=np.nan)
-            res2 = {id(dfit): (r2[fit], e2[fit]), id(dcal): (r2[cal], e2[cal])}
-
-            def objective(log_sigma, dtrain, res2=res2):
-                wt = dtrain.get_weight()
-                rr, ee = res2[id(dtrain)]
-                # loss r^2 / V / 2 + log(V) / 2 with V = exp(2s) + e^2; the expected
-                # Hessian 2 q^2 (q = exp(2s) / V) replaces the observed one, which
-                # vanishes for small residuals (q = 1 without target errors)
-                var = np.exp(2 * log_sigma) + ee
-                q = np.exp(2 * log_sigma) / var
-                return wt * q * (1.0 - rr / var), 2.0 * wt * q ** 2
-
-            def metric(log_sigma, dmat, res2=res2):
-                wt = dmat.get_weight()
-                rr, ee = res2[id(dmat)]
-                var = np.exp(2 * log_sigma) + ee
-                loss = 0.5 * rr / var + 0.5 * np.log(var)
-                return 'nll', float(np.sum(wt * loss) / np.sum(wt))
-
-            booster = xgb.train(self._xgb_params(seed + i), dfit,
-                                num_boost_round=self.sigma_rounds, obj=objective,
-                                custom_metric=metric, evals=[(dcal, 'cal')],
-                                early_stopping_rounds=30, verbose_eval=False)
-            best = getattr(booster, 'best_iteration', None)
-            if best is not None:
-                booster = booster[:best + 1]
-            held_out[cal] = booster.predict(dcal, output_margin=True)
-            boosters.append(booster)
-        sig2 = np.exp(2 * held_out)
-        w, r2, sig2, e2 = w[observed], r2[observed], sig2[observed], e2[observed]
-        chi2 = np.sum(w * r2 / (sig2 + e2)) / np.sum(w)
-        scale = np.sqrt(chi2)
-        if np.any(e2 > 0):
-            # the scale of sigma alone that brings the total-variance chi^2 to one
-            def excess(log_c):
-                return np.sum(w * r2 / (np.exp(2 * log_c) * sig2 + e2)) / np.sum(w) - 1
-            lo, hi = np.log(1e-3), np.log(1e3)
-            if excess(lo) <= 0:
-                scale = 1e-3
-            elif excess(hi) >= 0:
-                scale = 1e3
-            else:
-                scale = float(np.exp(brentq(excess, lo, hi, xtol=1e-6)))
-        return boosters, {'base_log_sigma': float(base), 'scale': float(scale),
-                          'chi2_before': float(chi2),
-                          'n_rounds': [int(b.num_boosted_rounds()) for b in boosters]}
+    def _fit_sigma(self, *args):
+        return _fit_sigma(self, *args)
 
     def _make_card(self, groups, counts):
         params = self.get_params()
@@ -654,9 +439,24 @@ class DustModel(BaseEstimator):
             raise RuntimeError('this DustModel is not fitted yet: call fit() or '
                                'DustModel.load() first.')
 
-    def predict(self, table, *, warn=True):
+    def _compile(self):
+        """Node arrays for the compiled tree walk: every mean forest and the sigma boosters."""
+        self.trees_ = {target: {'means': {kind: _forest_trees(mean)
+                                          for kind, mean in self.means_[target].items()},
+                                'sigma': _sigma_trees(self.boosters_[target])}
+                       for target in self.targets_}
+
+    def _threads(self):
+        n_jobs = self.n_jobs if self.n_jobs is not None else 1
+        return (os.cpu_count() or 1) if n_jobs < 0 else max(int(n_jobs), 1)
+
+    def predict(self, table, *, warn=True, block_size=None):
         """
         Predict the targets and their uncertainties for every row of a SED table.
+
+        Rows are processed in blocks of ``block_size`` rows, spread over
+        ``n_jobs`` threads, with compiled tree inference: memory beyond the
+        table and the result is a few blocks, whatever the number of rows.
 
         Parameters
         ----------
@@ -666,6 +466,8 @@ class DustModel(BaseEstimator):
         warn : bool, optional
             Issue an `~astro_dustml.exceptions.OutOfDomainWarning` when rows
             are out of the training domain.
+        block_size : int, optional
+            Rows per block (default 8192); the result does not depend on it.
 
         Returns
         -------
@@ -678,32 +480,61 @@ class DustModel(BaseEstimator):
             bands.
         """
         self._check_fitted()
-        X, _, valid = self._features(table)
-        n_bands = valid.sum(axis=1)
-        ok = self._usable(X, valid, self.bands_)
-        with np.errstate(invalid='ignore'):
-            outside = np.any(np.isfinite(X) & ((X < self.feature_min_) | (X > self.feature_max_)),
-                             axis=1)
-        out = QTable()
-        Xok = X[ok]
-        Xs = self._sigma_inputs(Xok, n_bands[ok])
-        full = self._full_band_rows(valid[ok])
-        for target, unit in self.targets_.items():
-            mean = np.full(len(X), np.nan)
-            err = np.full(len(X), np.nan)
-            if ok.any():
-                mean[ok] = self._predict_means(self.means_[target], Xok, full)
+        if block_size is None:
+            block_size = _BLOCK
+        if (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)
+                or block_size < 1):
+            raise ValueError(f'block_size must be a positive integer (rows per block), '
+                             f'got {block_size!r}.')
+        if not hasattr(self, 'trees_'):
+            self._compile()
+        n = len(table)
+        result = {name: np.full(n, np.nan) for target in self.targets_
+                  for name in (target, f'{target}_err')}
+        out_of_domain = np.ones(n, dtype=bool)
+        n_bands = np.zeros(n, dtype=np.int16)
+
+        def run(start):
+            stop = min(start + block_size, n)
+            X, _, valid = self._features(table[start:stop])
+            nb = valid.sum(axis=1)
+            ok = self._usable(X, valid, self.bands_)
+            with np.errstate(invalid='ignore'):
+                outside = np.any(np.isfinite(X) & ((X < self.feature_min_)
+                                                   | (X > self.feature_max_)), axis=1)
+            out_of_domain[start:stop] = ~ok | outside
+            n_bands[start:stop] = nb
+            if not ok.any():
+                return
+            rows = start + np.flatnonzero(ok)
+            Xok = X[ok]
+            Xs = self._sigma_inputs(Xok, nb[ok])
+            full = self._full_band_rows(valid[ok])
+            for target in self.targets_:
+                trees = self.trees_[target]
+                result[target][rows] = self._predict_means(self.means_[target], Xok, full,
+                                                           trees['means'])
                 cal = self.calibration_[target]
-                dm = xgb.DMatrix(Xs, base_margin=np.full(len(Xs), cal['base_log_sigma']),
-                                 missing=np.nan, nthread=self.n_jobs)
-                log_sigma = np.mean([b.predict(dm, output_margin=True).astype(np.float64)
-                                     for b in self.boosters_[target]], axis=0)
-                err[ok] = cal['scale'] * np.exp(log_sigma)
-            out[target] = mean * unit
-            out[f'{target}_err'] = err * unit
-        out['out_of_domain'] = ~ok | outside
-        out['n_bands'] = n_bands.astype(np.int16)
-        n_bad = int(out['out_of_domain'].sum())
+                log_sigma = _predict_log_sigma(trees['sigma'], len(self.boosters_[target]),
+                                               cal['base_log_sigma'], Xs)
+                result[f'{target}_err'][rows] = cal['scale'] * np.exp(log_sigma)
+
+        starts = range(0, n, block_size)
+        threads = min(self._threads(), len(starts))
+        if threads > 1:
+            # the tree walk and most numpy work release the GIL
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(run, starts))
+        else:
+            for start in starts:
+                run(start)
+        out = QTable()
+        for target, unit in self.targets_.items():
+            out[target] = result.pop(target) * unit
+            out[f'{target}_err'] = result.pop(f'{target}_err') * unit
+        out['out_of_domain'] = out_of_domain
+        out['n_bands'] = n_bands
+        n_bad = int(out_of_domain.sum())
         if warn and n_bad:
             warnings.warn(
                 f'{n_bad} of {len(out)} rows are outside the training domain (too few bands '
@@ -729,30 +560,7 @@ class DustModel(BaseEstimator):
         path : `~pathlib.Path`
         """
         self._check_fitted()
-        path = Path(path)
-        if (path / _CARD).exists() and not overwrite:
-            raise FileExistsError(f'{path} already holds a model; pass overwrite=True '
-                                  'to replace it.')
-        path.mkdir(parents=True, exist_ok=True)
-        files = {}
-        for target in self.targets_:
-            for kind, arrays in self.means_[target].items():
-                name = f'mean_{target}.npz' if kind == 'full' else f'mean_{target}_{kind}.npz'
-                np.savez_compressed(path / name, **arrays)
-                files[name] = _sha256(path / name)
-            for i, booster in enumerate(self.boosters_[target]):
-                name = f'sigma_{target}_{i}.ubj'
-                booster.save_model(str(path / name))
-                files[name] = _sha256(path / name)
-        np.savez_compressed(path / 'domain.npz', feature_min=self.feature_min_,
-                            feature_max=self.feature_max_)
-        files['domain.npz'] = _sha256(path / 'domain.npz')
-        card = dict(self.card)
-        card['calibration'] = self.calibration_
-        card['files'] = files
-        (path / _CARD).write_text(json.dumps(card, indent=2, default=_json_default))
-        self.card = card
-        return path
+        return _save(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path):
@@ -773,78 +581,4 @@ class DustModel(BaseEstimator):
         astro_dustml.exceptions.ModelIntegrityError
             If the card or a file is missing, or a file fails its hash.
         """
-        path = Path(path)
-        try:
-            card = json.loads((path / _CARD).read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelIntegrityError(f'cannot read the model card {path / _CARD}: {exc}; '
-                                      'the folder is not a saved DustModel.') from exc
-        if card.get('format_version') != _FORMAT_VERSION:
-            raise ModelIntegrityError(
-                f'model format version {card.get("format_version")} is not supported '
-                f'(this astro_dustml reads {_FORMAT_VERSION}); update astro_dustml.')
-        blobs = {}
-        for name, digest in card.get('files', {}).items():
-            try:
-                data = (path / name).read_bytes()
-            except OSError as exc:
-                raise ModelIntegrityError(f'model file {path / name} is missing: {exc}; '
-                                          're-download or re-save the model.') from exc
-            if hashlib.sha256(data).hexdigest() != digest:
-                raise ModelIntegrityError(
-                    f'model file {path / name} fails its SHA-256 check (corrupt or '
-                    'modified); re-download or re-save the model.')
-            blobs[name] = data
-        params = dict(card['params'])
-        params['bands'] = tuple(params['bands'])
-        model = cls(**params)
-        model.card = card
-        model.bands_ = list(card['bands'])
-        model.features_ = list(card['features'])
-        model.core_bands_ = list(card['core_bands'])
-        model.targets_ = {t: u.Unit(unit) for t, unit in card['targets'].items()}
-        model.calibration_ = card['calibration']
-        try:
-            model.means_, model.boosters_ = {}, {}
-            for target in model.targets_:
-                model.means_[target] = {}
-                for kind in ('full', 'dropout'):
-                    name = f'mean_{target}.npz' if kind == 'full' else f'mean_{target}_{kind}.npz'
-                    if kind == 'full' or name in blobs:
-                        with np.load(io.BytesIO(blobs[name])) as npz:
-                            model.means_[target][kind] = {k: npz[k] for k in npz.files}
-                model.boosters_[target] = []
-                for i in range(len(card['calibration'][target]['n_rounds'])):
-                    booster = xgb.Booster(params={'nthread': model.n_jobs})
-                    booster.load_model(bytearray(blobs[f'sigma_{target}_{i}.ubj']))
-                    model.boosters_[target].append(booster)
-            with np.load(io.BytesIO(blobs['domain.npz'])) as npz:
-                model.feature_min_ = npz['feature_min']
-                model.feature_max_ = npz['feature_max']
-        except KeyError as exc:
-            raise ModelIntegrityError(f'model card of {path} lists no file {exc}; '
-                                      'the card is incomplete.') from exc
-        return model
-
-
-def _shuffled_groups(groups, seed):
-    """Group labels replaced by a seeded random permutation, so folds do not follow names."""
-    uniq, inverse = np.unique(groups, return_inverse=True)
-    perm = np.random.default_rng(seed).permutation(len(uniq))
-    return perm[inverse.ravel()]
-
-
-def _versions():
-    return {'astro_dustml': __version__, 'python': platform.python_version(),
-            'numpy': np.__version__, 'scikit-learn': sklearn.__version__,
-            'xgboost': xgb.__version__, 'astropy': astropy.__version__}
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, tuple):
-        return list(obj)
-    raise TypeError(f'{type(obj)} is not JSON serialisable')
+        return _load(cls, path)
