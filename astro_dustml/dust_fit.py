@@ -313,7 +313,8 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
         Bands to fit (default every far-infrared band present).  At least two
         at ``>= min_wavelength`` are needed.
     calibrated : bool, optional
-        Return values on the CIGALE catalogue scale (`dust_calibration`),
+        Return values on the CIGALE catalogue scale
+        (`~astro_dustml.dust_fit.dust_calibration`),
         with the calibration scatter added to the uncertainties; `False` for
         the raw modified black body.
     min_wavelength : `~astropy.units.Quantity`, optional

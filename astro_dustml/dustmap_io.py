@@ -272,9 +272,9 @@ def write_dust_maps(maps, path, *, overwrite=False):
 
     The primary header holds the provenance in standard keywords: ``DATE``,
     ``DMLVERS`` (package version), ``MODEL`` and ``MODELSHA`` (the model's
-    name and `model_sha256`), ``MODELVER``, ``NINPUT`` and ``INBAND1``... (the
-    input bands), ``PSFFWHM`` and ``PIXSCALE`` (arcsec), ``DISTANCE`` (Mpc),
-    ``EBV``, ``OBJECT`` and the galaxy ellipse (``GALRA``, ``GALDEC``,
+    name and `~astro_dustml.dustmap_io.model_sha256`), ``MODELVER``, ``NINPUT``
+    and ``INBAND1``... (the input bands), ``PSFFWHM`` and ``PIXSCALE``
+    (arcsec), ``DISTANCE`` (Mpc), ``EBV``, ``OBJECT`` and the galaxy ellipse (``GALRA``, ``GALDEC``,
     ``GALSMA``, ``GALBA``, ``GALPA``), and ``OODFRAC``. Per map ``NAME``
     follow ``NAME`` (values, ``BUNIT``, WCS, ``DESCRIP``), ``NAME_ERR``
     (1-sigma uncertainty), ``NAME_MASK`` (1 = masked) and ``NAME_META`` (the

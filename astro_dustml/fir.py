@@ -299,7 +299,7 @@ def compare_fir(predicted, observed, *, min_snr=3.0, region=None):
 
     Returns
     -------
-    comparison : `FIRComparison`
+    comparison : `~astro_dustml.fir.FIRComparison`
         With ``plot()`` for the figure.
 
     Examples

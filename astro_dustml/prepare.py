@@ -36,7 +36,7 @@ DEFAULT_EBV_ERROR = 0.16
 """Fractional E(B-V) uncertainty used when none is given (Schlegel et al.
 1998 quote 16 per cent)."""
 
-# The DustPedia/CAAPR sky annulus, in units of the aperture (Clark et al. 2018)
+#: The DustPedia/CAAPR sky annulus, in units of the aperture (Clark et al. 2018)
 SKY_ANNULUS = (1.25, 1.601)
 # Enough pixels for a stable plane fit; more only cost time
 _MAX_SKY_PIXELS = 200_000

@@ -483,9 +483,9 @@ def match_psf(image, target, *, kernel=None, source=None, window=None,
     with the squared kernel, so the per-pixel uncertainty is exact for
     independent input noise (the output noise is correlated on the scale of
     the target PSF).  A fractional error common to the whole map (calibration
-    and extinction, ``meta['systematic_error']`` as `prepare_image` sets it)
-    is taken out first and added back after: convolution does not average
-    it down.
+    and extinction, ``meta['systematic_error']`` as
+    `~astro_dustml.prepare.prepare_image` sets it) is taken out first and
+    added back after: convolution does not average it down.
 
     Parameters
     ----------
