@@ -418,9 +418,9 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         `~astropy.nddata.CCDData` with the common WCS,
         `~astropy.nddata.StdDevUncertainty` and mask (True = no valid
         estimate). ``maps.meta`` holds ``flags`` (int array, bits of
-        `MAP_FLAGS`), ``model`` (the model card), ``model_name``,
-        ``inputs`` (the bands really used), ``ignored_bands`` (not model
-        inputs), ``unused_bands`` (band -> why it was left out: all zero,
+        `~astro_dustml.estimate.MAP_FLAGS`), ``model`` (the model card),
+        ``model_name``, ``inputs`` (the bands really used), ``ignored_bands``
+        (not model inputs), ``unused_bands`` (band -> why it was left out: all zero,
         constant, sign-flipped, or no data inside the galaxy), ``psf_fwhm``,
         ``pixel_scale``, ``distance``, ``ebv``, ``galaxy``,
         ``out_of_domain_fraction`` and ``version``; each map's ``meta`` the
