@@ -134,12 +134,14 @@ class FarInfraredTruth:
         if self._cache[0] is galaxy:
             return self._cache[1]
         self._cache = (None, None)  # free the previous galaxy before reading
-        fir = galaxy.load_images(far_infrared=True)
+        images = galaxy.load_images(far_infrared=None)  # read once for both kinds
+        fir = {b: im for b, im in images.items() if b in FIR_BANDS}
         if not fir:
             raise TruthUnavailable(
                 f'{galaxy.name} has no far-infrared image ({", ".join(FIR_BANDS)}) among its '
                 'images: the far-infrared truth needs them beside the UV–MIR images.')
-        wise = {b: im for b, im in galaxy.load_images().items() if b in _WISE}
+        wise = {b: im for b, im in images.items() if b in _WISE}
+        del images
         if 'WISE_3.4' not in wise:
             raise ValueError(f'{galaxy.name}: the far-infrared truth needs the WISE 3.4 '
                              'micron image for the stellar mass.')

@@ -270,10 +270,12 @@ class TrainingGalaxy:
         UV–MIR inputs: they are the material of a far-infrared truth source
         (`~astro_dustml.fir_truth.FarInfraredTruth`), never pixel-table
         columns.  ``far_infrared=False`` gives the model input bands,
-        ``True`` the other (far-infrared) bands.
+        ``True`` the other (far-infrared) bands, None all of them.
         """
         images = self.images() if callable(self.images) else self.images
         parsed = _parse_collection(images, bands=self.bands)
+        if far_infrared is None:
+            return parsed
         return {b: im for b, im in parsed.items() if get_band(b).is_input != far_infrared}
 
 
