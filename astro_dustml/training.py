@@ -69,7 +69,8 @@ from .prepare import _parse_galaxy
 from .sed import make_global_row, make_pixel_table
 
 __all__ = ['Scale', 'SCALES', 'ANGULAR_SCALES', 'PHYSICAL_SCALES', 'TrainingGalaxy',
-           'MapTruth', 'TruthUnavailable', 'read_galaxy_list', 'build_training_table', 'read_training_table',
+           'MapTruth', 'TruthUnavailable', 'read_galaxy_list', 'build_training_table',
+           'read_training_table',
            'read_training_summary', 'pixel_weights', 'fit_resolved',
            'cross_validate_resolved', 'evaluate_resolved', 'scale_metrics', 'TARGETS']
 

@@ -2,7 +2,6 @@
 
 import astropy.units as u
 import numpy as np
-import pytest
 from astropy.io import ascii
 from astropy.table import QTable
 
