@@ -304,7 +304,8 @@ def read_galaxy_list(path):
     Read a galaxy list (ECSV or any astropy-readable table) for `build_training_table`.
 
     Columns: ``name``; ``files`` (the image paths of the galaxy separated by
-    spaces, relative to the list's folder); ``distance`` (Mpc unless the
+    spaces, relative to the list's folder; far-infrared maps among them are
+    for `~astro_dustml.fir_truth.FarInfraredTruth`, not inputs); ``distance`` (Mpc unless the
     column has a unit); ``ra``, ``dec`` (deg) and ``semimajor`` (arcsec)
     for the D25 ellipse; optionally ``axis_ratio``, ``position_angle``
     (deg), ``ebv``, ``bands`` (one band per file, space separated),

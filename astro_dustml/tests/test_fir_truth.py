@@ -9,6 +9,8 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.wcs import WCS
 
 from astro_dustml.bands import get_band
+from astro_dustml.dust_fit import dust_calibration
+from astro_dustml.exceptions import AstroDustMLWarning
 from astro_dustml.filters import read_filter
 from astro_dustml.fir_truth import FarInfraredTruth
 from astro_dustml.tests.test_dust_fit import _observed_flux
@@ -154,5 +156,29 @@ def test_skips_and_errors(mock_images):
         FarInfraredTruth(min_snr=-1)
     # the inputs are not modified
     before = mock_images['PACS_100'].data.copy()
-    truth(_galaxy(mock_images), wcs=wcs, shape=(10, 10), fwhm=18 * u.arcsec, scale=None)
+    galaxy = _galaxy(mock_images)
+    cal = truth(galaxy, wcs=wcs, shape=(10, 10), fwhm=18 * u.arcsec, scale=None)
     np.testing.assert_array_equal(mock_images['PACS_100'].data, before)
+    # calibrated (the default): the raw fit put on the catalogue scale of these bands
+    raw = FarInfraredTruth(calibrated=False, relation='cluver2014')(
+        galaxy, wcs=wcs, shape=(10, 10), fwhm=18 * u.arcsec, scale=None)
+    ok = np.isfinite(raw['Td'].data) & np.isfinite(cal['Td'].data)
+    assert ok.sum() > 10
+    coef = dust_calibration()['band_sets']['+'.join(FIR)]['coefficients']
+    dt = raw['Td'].data[ok] - 20
+    np.testing.assert_allclose(
+        cal['Td'].data[ok], raw['Td'].data[ok] + coef['Tdust']['offset']
+        + coef['Tdust']['slope'] * dt, rtol=1e-9)
+    np.testing.assert_allclose(
+        cal['sMd'].data[ok], raw['sMd'].data[ok] + coef['Mdust']['offset']
+        + coef['Mdust']['slope'] * dt, rtol=1e-9)
+
+
+def test_galaxy_without_far_infrared_is_skipped(mock_images, tmp_path):
+    uvmir = {b: mock_images[b] for b in ('WISE_3.4', 'WISE_4.6')}
+    with pytest.warns(AstroDustMLWarning, match='No rows were written'):
+        summary = build_training_table([_galaxy(uvmir)], scales=['18arcsec'],
+                                       truth=FarInfraredTruth(), output=tmp_path / 'p.parquet',
+                                       bands=list(uvmir), progress=False)
+    assert summary['status'].tolist() == ['skipped']
+    assert 'has no far-infrared image' in summary['reason'][0]
