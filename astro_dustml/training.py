@@ -32,10 +32,12 @@ Truth sources
     (`reproject.reproject_adaptive`).  Built in: `MapTruth` (given maps, e.g.
     a user's own fit or ``MockGalaxy.truth``), and any object with a
     ``truth_maps(wcs, shape, fwhm)`` method (a
-    `~astro_dustml.datasets.MockGalaxy`: exact truth at every scale).  A
-    far-infrared fit plugs in as a callable of the same signature, using
-    ``scale.fir_bands``.  For pcigale per pixel, build the table without
-    truth, fit its rows (`astro_dustml.cigale`) and join the results.
+    `~astro_dustml.datasets.MockGalaxy`: exact truth at every scale), and
+    `~astro_dustml.fir_truth.FarInfraredTruth` (the package's own fit of the
+    galaxy's far-infrared maps at ``scale.far_infrared(distance)``, divided
+    by a stellar-mass map).  A source raises `TruthUnavailable` to skip a
+    galaxy at a scale with a reason.  For pcigale per pixel, build the table
+    without truth, fit its rows (`astro_dustml.cigale`) and join the results.
 
 Weights and groups
     `pixel_weights` gives every row ``1 / N_rows(galaxy, scale)``: each galaxy
@@ -67,7 +69,8 @@ from .prepare import _parse_galaxy
 from .sed import make_global_row, make_pixel_table
 
 __all__ = ['Scale', 'SCALES', 'ANGULAR_SCALES', 'PHYSICAL_SCALES', 'TrainingGalaxy',
-           'MapTruth', 'read_galaxy_list', 'build_training_table', 'read_training_table',
+           'MapTruth', 'TruthUnavailable', 'read_galaxy_list', 'build_training_table',
+           'read_training_table',
            'read_training_summary', 'pixel_weights', 'fit_resolved',
            'cross_validate_resolved', 'evaluate_resolved', 'scale_metrics', 'TARGETS']
 
@@ -260,10 +263,21 @@ class TrainingGalaxy:
                        position_angle=u.Quantity(self.position_angle, u.deg))
         return out
 
-    def load_images(self):
-        """The images as ``{band: CCDData}`` (read now)."""
+    def load_images(self, *, far_infrared=False):
+        """
+        The images as ``{band: CCDData}`` (read now).
+
+        ``images`` may hold far-infrared maps (MIPS, PACS, SPIRE) beside the
+        UV–MIR inputs: they are the material of a far-infrared truth source
+        (`~astro_dustml.fir_truth.FarInfraredTruth`), never pixel-table
+        columns.  ``far_infrared=False`` gives the model input bands,
+        ``True`` the other (far-infrared) bands, None all of them.
+        """
         images = self.images() if callable(self.images) else self.images
-        return _parse_collection(images, bands=self.bands)
+        parsed = _parse_collection(images, bands=self.bands)
+        if far_infrared is None:
+            return parsed
+        return {b: im for b, im in parsed.items() if get_band(b).is_input != far_infrared}
 
 
 def _as_galaxy(item):
@@ -290,7 +304,8 @@ def read_galaxy_list(path):
     Read a galaxy list (ECSV or any astropy-readable table) for `build_training_table`.
 
     Columns: ``name``; ``files`` (the image paths of the galaxy separated by
-    spaces, relative to the list's folder); ``distance`` (Mpc unless the
+    spaces, relative to the list's folder; far-infrared maps among them are
+    for `~astro_dustml.fir_truth.FarInfraredTruth`, not inputs); ``distance`` (Mpc unless the
     column has a unit); ``ra``, ``dec`` (deg) and ``semimajor`` (arcsec)
     for the D25 ellipse; optionally ``axis_ratio``, ``position_angle``
     (deg), ``ebv``, ``bands`` (one band per file, space separated),
@@ -375,6 +390,15 @@ def read_galaxy_list(path):
 
 
 # ------------------------------------------------------------------ truth
+
+
+class TruthUnavailable(ValueError):
+    """
+    A truth source cannot give truth for a galaxy at a scale.
+
+    `build_training_table` records that galaxy and scale as ``'skipped'``
+    with the message as the reason (other errors count as failures).
+    """
 
 
 class MapTruth:
@@ -764,6 +788,9 @@ def _process(item, scales, default_truth, bands, include_global, dtype, sink, re
             continue
         try:
             table = _tabulate(galaxy, prepared, region, scale, fwhm, truth, bands)
+        except TruthUnavailable as exc:
+            records.append((name, scale.label, 'skipped', 0, fwhm.value, str(exc)))
+            continue
         except Exception as exc:
             records.append((name, scale.label, 'failed', 0, fwhm.value, _error_text(exc)))
             continue
