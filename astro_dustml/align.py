@@ -9,6 +9,8 @@ PSF's FWHM (paper Sect. 2.2).
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from threading import Lock
 
 import astropy.units as u
 import numpy as np
@@ -181,8 +183,12 @@ def align_images(collection, *, target=None, pixel_scale=None, distance=None,
         out_wcs, out_shape = output_wcs.celestial, tuple(shape_out)
         scale = _pixel_scale(out_wcs)
 
-    threads = min(_workers(parallel), len(images))
-    fft_workers = max(1, _workers(parallel) // threads)
+    workers = _workers(parallel)
+    threads = min(workers, len(images))
+    # One band at a time in PSF matching (its FFTs use every thread and most
+    # of the memory); the other threads reproject meanwhile, so the memory
+    # peak stays that of one convolution
+    fft_lock = Lock() if threads > 1 else nullcontext()
     # astropy's WCS is not thread-safe: every task gets its own output WCS
     tasks = [(name, image, out_wcs.deepcopy()) for name, image in images.items()]
 
@@ -190,7 +196,8 @@ def align_images(collection, *, target=None, pixel_scale=None, distance=None,
         name, image, wcs = task
         member = _align_one(name, image, fwhms[name], target_spec, target_fwhm,
                             psf_dir=psf_dir, out_wcs=wcs, out_shape=out_shape,
-                            kernel=kernel, max_masked=max_masked, workers=fft_workers)
+                            kernel=kernel, max_masked=max_masked, workers=workers,
+                            fft_lock=fft_lock)
         member.meta.update(psf_fwhm=target_fwhm, pixel_scale=scale)
         return name, member
 
@@ -253,16 +260,18 @@ def _target(images, target):
 
 
 def _align_one(name, image, fwhm, target_spec, target_fwhm, *, psf_dir, out_wcs,
-               out_shape, kernel, max_masked, workers):
+               out_shape, kernel, max_masked, workers=1, fft_lock=None):
     """Match one band to the target PSF and reproject it onto the output grid."""
     image.meta['psf_fwhm'] = fwhm  # image is align_images' own (shallow) copy
     if abs(fwhm - target_fwhm) <= _FWHM_RTOL * target_fwhm:
         matched = image  # already at the target resolution
-    elif psf_dir is not None:
-        matched = match_psf(image, target_spec, source=name, psf_dir=psf_dir,
-                            parallel=workers)
     else:
-        matched = match_psf(image, target_fwhm, parallel=workers)
+        with fft_lock or nullcontext():
+            if psf_dir is not None:
+                matched = match_psf(image, target_spec, source=name, psf_dir=psf_dir,
+                                    parallel=workers)
+            else:
+                matched = match_psf(image, target_fwhm, parallel=workers)
     return _reproject(matched, out_wcs, out_shape, kernel, max_masked)
 
 
