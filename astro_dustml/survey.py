@@ -156,7 +156,7 @@ def estimate_many(galaxies, *, output_dir, client=None, overwrite=False, progres
     >>> out = tempfile.mkdtemp()
     >>> results = estimate_many({'G1': {'images': {'WISE_12': (np.ones((5, 5)), wcs)}}},
     ...                         output_dir=out, progress=False)
-    >>> print(results['status'][0], results['error'][0][:28])
+    >>> print(results['status'][0], results['error'][0][:27])
     failed ValueError: No WISE 3.4 µm
     >>> sorted(os.listdir(out))
     ['estimate_many.ecsv']
