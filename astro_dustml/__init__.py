@@ -65,7 +65,8 @@ _ENTRY_POINTS = {
     'estimate_dust_maps': 'estimate', 'read_dust_maps': 'estimate',
     'write_dust_maps': 'estimate', 'DustModel': 'model', 'get_model': 'registry',
     'list_models': 'registry', 'download_models': 'registry',
-    'plot_dust_maps': 'visualization'}
+    'plot_dust_maps': 'visualization', 'estimate_mosaic': 'mosaic',
+    'estimate_many': 'survey'}
 __all__ += list(_ENTRY_POINTS)
 
 

@@ -163,25 +163,10 @@ def align_images(collection, *, target=None, pixel_scale=None, distance=None,
     True
     """
     images = _members(collection)
-    target_spec, target_fwhm, fwhms = _target(images, target)
-    extra = _angle(resolution, distance, 'resolution')
-    if extra is not None and extra > target_fwhm:
-        target_fwhm = target_spec = extra
-    broader = [n for n, f in fwhms.items() if f > target_fwhm * (1 + _FWHM_RTOL)]
-    if broader:
-        raise ValueError(
-            f'The target PSF (FWHM {target_fwhm:.3g}) is sharper than that of '
-            f'{", ".join(broader)}: convolution cannot sharpen an image. Use a '
-            'broader target (the default is the worst PSF of the set) or drop those bands.')
-    scale = _angle(pixel_scale, distance, 'pixel_scale')
-    scale = target_fwhm if scale is None else scale
-    if output_wcs is None:
-        out_wcs, out_shape = _output_grid(images, scale, footprint)
-    else:
-        if shape_out is None:
-            raise ValueError('Give shape_out= together with output_wcs=.')
-        out_wcs, out_shape = output_wcs.celestial, tuple(shape_out)
-        scale = _pixel_scale(out_wcs)
+    target_spec, target_fwhm, fwhms, scale, out_wcs, out_shape = _plan(
+        images, target=target, resolution=resolution, distance=distance,
+        pixel_scale=pixel_scale, footprint=footprint, output_wcs=output_wcs,
+        shape_out=shape_out)
 
     workers = _workers(parallel)
     threads = min(workers, len(images))
@@ -210,6 +195,37 @@ def align_images(collection, *, target=None, pixel_scale=None, distance=None,
     meta.update(psf_fwhm=target_fwhm, pixel_scale=scale.to(u.arcsec), wcs=out_wcs,
                 shape=out_shape, distance=None if distance is None else u.Quantity(distance))
     return NDCollection(members, aligned_axes='all', meta=meta)
+
+
+def _plan(images, *, target, resolution, distance, pixel_scale, footprint, output_wcs,
+          shape_out):
+    """
+    Target PSF and output grid of `align_images` from the members' metadata.
+
+    Only ``shape``, ``wcs``, ``unit`` and ``meta`` of the members are read, so
+    a tiled run (`astro_dustml.mosaic`) plans from headers alone. Returns
+    ``(target_spec, target_fwhm, fwhms, pixel_scale, out_wcs, out_shape)``.
+    """
+    target_spec, target_fwhm, fwhms = _target(images, target)
+    extra = _angle(resolution, distance, 'resolution')
+    if extra is not None and extra > target_fwhm:
+        target_fwhm = target_spec = extra
+    broader = [n for n, f in fwhms.items() if f > target_fwhm * (1 + _FWHM_RTOL)]
+    if broader:
+        raise ValueError(
+            f'The target PSF (FWHM {target_fwhm:.3g}) is sharper than that of '
+            f'{", ".join(broader)}: convolution cannot sharpen an image. Use a '
+            'broader target (the default is the worst PSF of the set) or drop those bands.')
+    scale = _angle(pixel_scale, distance, 'pixel_scale')
+    scale = target_fwhm if scale is None else scale
+    if output_wcs is None:
+        out_wcs, out_shape = _output_grid(images, scale, footprint)
+    else:
+        if shape_out is None:
+            raise ValueError('Give shape_out= together with output_wcs=.')
+        out_wcs, out_shape = output_wcs.celestial, tuple(shape_out)
+        scale = _pixel_scale(out_wcs)
+    return target_spec, target_fwhm, fwhms, scale, out_wcs, out_shape
 
 
 def _members(collection):
