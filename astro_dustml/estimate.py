@@ -157,13 +157,13 @@ def _mask_stars(prepared, stars, *, region):
     return masked
 
 
-def _align(prepared, *, resolution, pixel_scale, distance):
+def _align(prepared, *, resolution, pixel_scale, distance, parallel=False):
     if isinstance(resolution, u.Quantity) and resolution.unit.physical_type == 'length':
         # A physical FWHM (needs the distance)
         return align_images(prepared, resolution=resolution, pixel_scale=pixel_scale,
-                            distance=distance)
+                            distance=distance, parallel=parallel)
     return align_images(prepared, target=resolution, pixel_scale=pixel_scale,
-                        distance=distance)
+                        distance=distance, parallel=parallel)
 
 
 def _pixel_flags(table, bands, shape):
@@ -185,7 +185,7 @@ def _pixel_flags(table, bands, shape):
 
 def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=None,
                        stars=None, resolution=None, pixel_scale=None, bands=None,
-                       progress=True):
+                       progress=True, parallel=False):
     """
     Estimate resolved dust maps of a galaxy from its UV–MIR images.
 
@@ -224,6 +224,10 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         Band names for a sequence of images without recognisable headers.
     progress : bool, optional
         Show a progress bar (on a terminal).
+    parallel : bool or int, optional
+        Threads for PSF matching and alignment (see
+        `~astro_dustml.align.align_images`): False for one, True for all
+        cores, or a number. The maps do not depend on it.
 
     Returns
     -------
@@ -282,7 +286,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
             prepared = _mask_stars(prepared, stars, region=region)
             bar.update()
         aligned = _align(prepared, resolution=resolution, pixel_scale=pixel_scale,
-                         distance=distance)
+                         distance=distance, parallel=parallel)
         bar.update()
         table = make_pixel_table(aligned, galaxy=name or 'galaxy', region=region,
                                  distance=distance)

@@ -78,3 +78,17 @@ def test_tiled_on_local_cluster(mosaic, tmp_path):
                         work_dir=tmp_path / 'work', galaxy=galaxy, model=model,
                         pixel_scale=mt.PIXEL_SCALE, progress=False)
     _assert_same(tmp_path / 'maps.fits', maps)
+
+
+def test_parallel_estimate_equals_serial(mosaic):
+    """Threads in alignment (estimate_dust_maps parallel=) do not change a bit."""
+    paths, galaxy, model, maps = mosaic
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        threaded = estimate_dust_maps(paths, galaxy=galaxy, model=model, parallel=2,
+                                      pixel_scale=mt.PIXEL_SCALE, progress=False)
+    assert np.array_equal(threaded.meta['flags'], maps.meta['flags'])
+    for name in ('sLd', 'sMd', 'Td'):
+        assert np.array_equal(threaded[name].data, maps[name].data, equal_nan=True)
+        assert np.array_equal(threaded[name].uncertainty.array, maps[name].uncertainty.array,
+                              equal_nan=True)
