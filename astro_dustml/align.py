@@ -256,7 +256,7 @@ def _members(collection):
 
 
 def _target(images, target):
-    """Target PSF (what match_psf gets: a band name or a FWHM), its FWHM, and every member's FWHM."""
+    """Target PSF (a band name or a FWHM, for match_psf), its FWHM, and each member's FWHM."""
     for name, image in images.items():
         if not image.unit.is_equivalent(OUTPUT_UNIT):
             raise ValueError(

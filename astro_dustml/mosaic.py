@@ -12,10 +12,11 @@ with bounded memory, optionally on a Dask cluster (`distributed.Client`):
    prepared band, the cutout that covers it plus a margin wider than the PSF
    matching kernel and the reprojection footprint, matches and reprojects
    it, builds the pixel table and predicts;
-4. each finished tile is written into a pre-sized dust-map FITS file (the
-   `~astro_dustml.estimate.write_dust_maps` layout, read back with
-   `~astro_dustml.estimate.read_dust_maps`), so neither the input stack nor
-   the maps are ever held whole.
+4. each finished tile is written into memory-mapped output planes on disk;
+   at the end `~astro_dustml.estimate.write_dust_maps` writes the dust-map
+   FITS file from them (read it back with `~astro_dustml.estimate.read_dust_maps`).
+   The input stack is never held whole, and of the maps (on the coarse
+   output grid) at most one plane at a time.
 
 Every tile pixel sees the same input pixels and kernel as in the in-memory
 call, so the stitched maps equal `estimate_dust_maps` on the whole mosaic,
@@ -32,15 +33,14 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
-from astropy.wcs import WCS
 from ndcube import NDCollection
 
 from . import __version__
 from .align import _align_one, _plan
 from .bands import get_band
-from .estimate import (_FORMAT, MAP_FLAGS, TARGETS, _check_reference, _galaxy_info,
-                       _make_maps, _meta_hdu, _model_bands, _pixel_flags, _predict,
-                       _progress, _resolve_model, _select_bands)
+from .estimate import (MAP_FLAGS, TARGETS, _check_reference, _galaxy_info, _make_maps,
+                       _model_bands, _pixel_flags, _predict, _progress, _resolve_model,
+                       _select_bands, write_dust_maps)
 from .exceptions import OutOfDomainWarning
 from .prepare import OUTPUT_UNIT, _parse_galaxy, prepare_image
 from .psf import _FWHM_RTOL, _pixel_scale, make_matching_kernel
@@ -176,37 +176,6 @@ def _tile(box, bands, plan, *, model, region, name, distance):
     return out
 
 
-def _presized_fits(path, shape, wcs, targets, overwrite):
-    """An empty dust-map file of the final size; tiles are then written into it."""
-    if os.path.exists(path) and not overwrite:
-        raise OSError(f'{path} exists; pass overwrite=True to replace it.')
-    wcs_header = wcs.to_header(relax=True)
-    primary = fits.PrimaryHDU()
-    primary.header['CONTENT'] = (_FORMAT, 'written by astro_dustml.mosaic')
-    primary.header['DMLVERS'] = (__version__, 'astro_dustml version')
-    primary.header['MAPS'] = (','.join(targets), 'map extensions')
-    hdus = [(primary.header, 0)]
-    for target in targets:
-        for suffix, dtype in (('', np.float64), ('_ERR', np.float64), ('_MASK', np.uint8)):
-            header = wcs_header.copy()
-            if suffix != '_MASK':
-                header['BUNIT'] = TARGETS[target].to_string()
-            hdu = fits.ImageHDU(np.zeros((1, 1), dtype), header=header,
-                                name=f'{target}{suffix}')
-            hdus.append((hdu.header, np.dtype(dtype).itemsize))
-    flags = fits.ImageHDU(np.zeros((1, 1), np.int16), name='FLAGS')
-    hdus.append((flags.header, 2))
-    with open(path, 'wb') as f:
-        for header, itemsize in hdus:
-            if itemsize:
-                header['NAXIS1'], header['NAXIS2'] = shape[1], shape[0]
-            f.write(header.tostring().encode('ascii'))
-            nbytes = itemsize * shape[0] * shape[1]
-            # seek past the data block: the file system fills it with zeros
-            f.seek(-(-nbytes // 2880) * 2880, os.SEEK_CUR)
-        f.truncate()
-
-
 def _tiles(shape, tile_shape):
     ty, tx = tile_shape
     return [(y, min(y + ty, shape[0]), x, min(x + tx, shape[1]))
@@ -219,8 +188,9 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
     """
     `~astro_dustml.estimate.estimate_dust_maps` on a mosaic, tile by tile.
 
-    Memory is bounded by one prepared band (preparation) and one tile of
-    every band with its margins (estimation), never by the whole stack.
+    Memory is bounded by one prepared band (preparation), one tile of every
+    band with its margins (estimation) and one output plane (writing), never
+    by the whole stack.
     The result equals the in-memory call up to FFT round-off; foreground
     star masking (``stars=``) is not done here.
 
@@ -297,13 +267,11 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
                 bar.update(len(futures))
         plan = _plan_tiles(prepared, resolution=resolution, pixel_scale=pixel_scale,
                            distance=distance)
-        targets = list(TARGETS)
-        _presized_fits(output, plan.shape, plan.wcs, targets, overwrite)
+        planes = _planes(work_dir, plan.shape)
         tiles = _tiles(plan.shape, tuple(int(t) for t in tile_shape))
         task = dict(model=dust_model, region=region, name=name, distance=distance)
         n_valid = n_ood = 0
-        with fits.open(output, mode='update', memmap=True) as hdul, \
-                _progress(len(tiles), progress) as bar:
+        with _progress(len(tiles), progress) as bar:
             if client is None:
                 results = (_tile(box, prepared, plan, **task) for box in tiles)
             else:
@@ -315,37 +283,31 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
                     [client.submit(_tile, box, bands_f, plan_f, **task, pure=False)
                      for box in tiles]))
             for result in results:
-                _write_tile(hdul, result, targets)
+                _write_tile(planes, result)
                 n_valid += result['n_valid']
                 n_ood += result['n_ood']
                 bar.update()
+        meta = _meta(dust_model, model_name, selected, ignored, plan, distance, ebv, galaxy,
+                     n_ood / max(n_valid, 1))
+        # the package's own writer, reading one memory-mapped plane at a time
+        mask = planes['flags'] != 0
+        maps = [(target, CCDData(planes[target], unit=unit, wcs=plan.wcs.deepcopy(),
+                                 uncertainty=StdDevUncertainty(planes[f'{target}_err']),
+                                 mask=mask, meta=dict(meta, quantity=target)))
+                for target, unit in TARGETS.items()]
+        write_dust_maps(NDCollection(maps, aligned_axes='all',
+                                     meta=dict(meta, flags=planes['flags'])),
+                        output, overwrite=overwrite)
+        del maps, mask, planes
     finally:
         if scratch is not None:
             scratch.cleanup()
 
-    fraction = n_ood / max(n_valid, 1)
     if n_ood:
-        warnings.warn(f'{fraction:.1%} of the galaxy pixels ({n_ood} of {n_valid}) lie '
-                      'outside the training domain of the model (colours outside the '
-                      'training range or too few bands); they are masked '
+        warnings.warn(f'{meta["out_of_domain_fraction"]:.1%} of the galaxy pixels ({n_ood} '
+                      f'of {n_valid}) lie outside the training domain of the model (colours '
+                      'outside the training range or too few bands); they are masked '
                       "(FLAGS bit OUT_OF_DOMAIN).", OutOfDomainWarning)
-    meta = {
-        'model': dict(getattr(dust_model, 'card', None) or {}),
-        'model_name': model_name,
-        'inputs': list(selected),
-        'ignored_bands': ignored,
-        'psf_fwhm': plan.target_fwhm * u.arcsec,
-        'pixel_scale': plan.scale * u.arcsec,
-        'distance': distance,
-        'ebv': ebv,
-        'galaxy': _galaxy_info(galaxy),
-        'out_of_domain_fraction': fraction,
-        'version': __version__,
-    }
-    with fits.open(output, mode='append') as hdul:
-        for target in targets:
-            hdul.append(_meta_hdu(dict(meta, quantity=target), f'{target}_META'))
-        hdul.append(_meta_hdu(meta, 'META'))
     return dict(meta, path=str(output), shape=plan.shape, tiles=len(tiles))
 
 
@@ -374,12 +336,36 @@ def _plan_tiles(prepared, *, resolution, pixel_scale, distance):
                            shape=tuple(int(n) for n in out_shape))
 
 
-def _write_tile(hdul, result, targets):
+def _planes(folder, shape):
+    """Memory-mapped output planes in the scratch folder, filled tile by tile."""
+    planes = {'flags': np.lib.format.open_memmap(os.path.join(folder, 'flags.npy'), 'w+',
+                                                 np.int16, shape)}
+    for target in TARGETS:
+        for key in (target, f'{target}_err'):
+            planes[key] = np.lib.format.open_memmap(os.path.join(folder, f'{key}.npy'),
+                                                    'w+', np.float64, shape)
+    return planes
+
+
+def _write_tile(planes, result):
     y0, y1, x0, x1 = result['box']
-    flags = result['flags']
-    for target in targets:
-        data, err = result[target]
-        hdul[target].data[y0:y1, x0:x1] = data
-        hdul[f'{target}_ERR'].data[y0:y1, x0:x1] = err
-        hdul[f'{target}_MASK'].data[y0:y1, x0:x1] = flags != 0
-    hdul['FLAGS'].data[y0:y1, x0:x1] = flags
+    planes['flags'][y0:y1, x0:x1] = result['flags']
+    for target in TARGETS:
+        planes[target][y0:y1, x0:x1], planes[f'{target}_err'][y0:y1, x0:x1] = result[target]
+
+
+def _meta(model, model_name, selected, ignored, plan, distance, ebv, galaxy, fraction):
+    """maps.meta as estimate_dust_maps gives it (without flags)."""
+    return {
+        'model': dict(getattr(model, 'card', None) or {}),
+        'model_name': model_name,
+        'inputs': list(selected),
+        'ignored_bands': ignored,
+        'psf_fwhm': plan.target_fwhm * u.arcsec,
+        'pixel_scale': plan.scale * u.arcsec,
+        'distance': distance,
+        'ebv': ebv,
+        'galaxy': _galaxy_info(galaxy),
+        'out_of_domain_fraction': fraction,
+        'version': __version__,
+    }
