@@ -143,6 +143,11 @@ def dask_runs(model, mock, stack, maps, work):
         warnings.simplefilter('ignore')
         reference = estimate_dust_maps(paths, galaxy=mock.galaxy, model=model,
                                        progress=False)
+        # bounded memory without Dask: bands prepared one at a time, then tiles
+        _measure('dask', 'estimate_mosaic, 8^2-pixel tiles, no Dask',
+                 lambda: estimate_mosaic(paths, os.path.join(work, 'serial.fits'),
+                                         tile_shape=(8, 8), galaxy=mock.galaxy,
+                                         model=model, progress=False), stack)
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                       protocol='tcp://', host='127.0.0.1',
                                       dashboard_address=None,
