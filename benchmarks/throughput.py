@@ -11,8 +11,9 @@ tracemalloc sees, which numpy reports to, as a multiple of the input stack):
    present.
 3. `estimate_dust_maps` end to end on the 1024 x 1024 18-band mock with the
    default model; one thread and two.
-4. Dask: `estimate_mosaic` of the same mock (from FITS files) in tiles of 8
-   and 16 output pixels on a two-worker LocalCluster (worker processes),
+4. Dask: `estimate_mosaic` of the same mock (from FITS files, 3 arcsec output
+   pixels: an 80 x 80 grid) in tiles of 32 and 64 output pixels on a
+   two-worker LocalCluster (worker processes) and without Dask,
    against the in-memory call (largest relative difference), and
    `estimate_many` of four small mock galaxies on the same cluster against
    one after the other. CPU time and peak memory there are this (driver)
@@ -46,6 +47,7 @@ from astro_dustml.prepare import prepare_images
 from astro_dustml.registry import get_model
 
 FOV = 4 * u.arcmin
+SCALE = 3 * u.arcsec  # output pixels of the mosaic runs: an 80 x 80 grid
 ROWS = []
 
 
@@ -142,23 +144,25 @@ def dask_runs(model, mock, stack, maps, work):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         reference = estimate_dust_maps(paths, galaxy=mock.galaxy, model=model,
-                                       progress=False)
+                                       pixel_scale=SCALE, progress=False)
         # bounded memory without Dask: bands prepared one at a time, then tiles
-        _measure('dask', 'estimate_mosaic, 8^2-pixel tiles, no Dask',
+        _measure('dask', 'estimate_mosaic, 32^2-pixel tiles, no Dask',
                  lambda: estimate_mosaic(paths, os.path.join(work, 'serial.fits'),
-                                         tile_shape=(8, 8), galaxy=mock.galaxy,
-                                         model=model, progress=False), stack)
+                                         tile_shape=(32, 32), galaxy=mock.galaxy,
+                                         pixel_scale=SCALE, model=model, progress=False),
+                 stack)
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                       protocol='tcp://', host='127.0.0.1',
                                       dashboard_address=None,
                                       worker_dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:
-            for tile in (8, 16):
+            for tile in (32, 64):
                 out = os.path.join(work, f'mosaic{tile}.fits')
                 _measure('dask', f'estimate_mosaic, {tile}^2-pixel tiles, 2 workers',
                          lambda: estimate_mosaic(paths, out, tile_shape=(tile, tile),
                                                  client=client, galaxy=mock.galaxy,
-                                                 model=model, progress=False), stack)
+                                                 pixel_scale=SCALE, model=model,
+                                                 progress=False), stack)
                 tiled = read_dust_maps(out)
                 worst = 0.0
                 for name in ('sLd', 'sMd', 'Td'):
