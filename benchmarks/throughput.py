@@ -93,7 +93,6 @@ def imaging(sizes):
                      lambda: align_images(prepared, parallel=2), stack)
         else:
             print('  align_images has no parallel= in this checkout')
-        del prepared, mock
 
 
 def prediction():
