@@ -242,10 +242,14 @@ def _members(collection):
             for im in collection.values()):
         out = {}
         for key, image in collection.items():
-            band = get_band(key).name
-            if band in out:
-                raise ValueError(f'Two images are in band {band} (the second is '
-                                 f'{key!r}); pass one image per band.')
+            try:
+                band = get_band(key).name
+                same = band == get_band((image.meta or {}).get('band', band)).name
+            except ValueError:
+                same = False
+            if not same or band in out:
+                # the parser's messages and warnings for these cases
+                return _parse_collection(collection)
             # own WCS copy: astropy's WCS is not thread-safe and bands may share one
             out[band] = CCDData(image.data, unit=image.unit, wcs=image.wcs.deepcopy(),
                                 uncertainty=image.uncertainty, mask=image.mask,
