@@ -294,17 +294,17 @@ def _mask_stars(prepared, stars, *, region):
     return masked
 
 
-def _align(prepared, *, resolution, pixel_scale, distance):
+def _align(prepared, *, resolution, pixel_scale, distance, parallel=False):
     # The grid covers every image ('union'), then is cut to the WISE 3.4 µm
     # footprint: a band that covers only part of the galaxy is missing (and
     # flagged) there instead of cropping the maps to its footprint
     if isinstance(resolution, u.Quantity) and resolution.unit.physical_type == 'length':
         # A physical FWHM (needs the distance)
-        aligned = align_images(prepared, resolution=resolution, pixel_scale=pixel_scale,
-                               distance=distance, footprint='union')
+        target = dict(resolution=resolution)
     else:
-        aligned = align_images(prepared, target=resolution, pixel_scale=pixel_scale,
-                               distance=distance, footprint='union')
+        target = dict(target=resolution)
+    aligned = align_images(prepared, pixel_scale=pixel_scale, distance=distance,
+                           footprint='union', parallel=parallel, **target)
     return _crop_to_reference(aligned)
 
 
@@ -366,7 +366,7 @@ def _coverage(images, wcs, shape):
 
 def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=None,
                        stars=None, resolution=None, pixel_scale=None, bands=None,
-                       units=None, progress=True):
+                       units=None, progress=True, parallel=False):
     """
     Estimate resolved dust maps of a galaxy from its UV–MIR images.
 
@@ -410,6 +410,10 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         unit, with a warning.
     progress : bool, optional
         Show a progress bar (on a terminal).
+    parallel : bool or int, optional
+        Threads for PSF matching and alignment (see
+        `~astro_dustml.align.align_images`): False for one, True for all
+        cores, or a number. The maps do not depend on it.
 
     Returns
     -------
@@ -485,7 +489,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
             prepared = _mask_stars(prepared, stars, region=region)
             bar.update()
         aligned = _align(prepared, resolution=resolution, pixel_scale=pixel_scale,
-                         distance=distance)
+                         distance=distance, parallel=parallel)
         bar.update()
         table = make_pixel_table(aligned, galaxy=name or 'galaxy', region=region,
                                  distance=distance)
