@@ -4,15 +4,21 @@ Dust maps of mosaics larger than memory: tiled `estimate_dust_maps`.
 `estimate_mosaic` runs the chain of `~astro_dustml.estimate.estimate_dust_maps`
 with bounded memory, optionally on a Dask cluster (`distributed.Client`):
 
-1. each band is prepared on its own (one task per band; the sky fit needs the
-   whole band) and written to a scratch FITS file;
-2. the target PSF and the output grid are planned from the headers alone,
-   exactly as `~astro_dustml.align.align_images` plans them;
-3. the output grid is cut into tiles (one task each). A tile reads, from every
+1. each band is parsed, checked and prepared on its own (one task per band;
+   the sky fit needs the whole band) with estimate_dust_maps' own helpers, so
+   it is left out (all zero, constant, sign-flipped) or refused as there, and
+   written to a scratch FITS file;
+2. the target PSF and the output grid (the union of the images, as
+   `~astro_dustml.align.align_images` plans it with ``footprint='union'``) are
+   planned from the headers alone;
+3. WISE 3.4 µm alone is aligned tile by tile on that grid to find where it has
+   data: the grid is cut to those pixels, as estimate_dust_maps cuts it;
+4. the cut grid is split into tiles (one task each). A tile reads, from every
    prepared band, the cutout that covers it plus a margin wider than the PSF
    matching kernel and the reprojection footprint, matches and reprojects
-   it, builds the pixel table and predicts;
-4. each finished tile is written into memory-mapped output planes on disk;
+   it, builds the pixel table, flags (coverage of each band included) and
+   predicts;
+5. each finished tile is written into memory-mapped output planes on disk;
    at the end `~astro_dustml.estimate.write_dust_maps` writes the dust-map
    FITS file from them (read it back with `~astro_dustml.estimate.read_dust_maps`).
    The input stack is never held whole, and of the maps (on the coarse
@@ -20,13 +26,13 @@ with bounded memory, optionally on a Dask cluster (`distributed.Client`):
 
 Every tile pixel sees the same input pixels and kernel as in the in-memory
 call, so the stitched maps equal `estimate_dust_maps` on the whole mosaic,
-seams included, up to the round-off of FFTs of a different size (relative
-differences of about 1e-13).
+seams, flags and band selection included, up to the round-off of FFTs of a
+different size (relative differences of about 1e-13).
 """
 
 import os
 import tempfile
-import warnings
+from collections.abc import Mapping
 from types import SimpleNamespace
 
 import astropy.units as u
@@ -35,16 +41,19 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 from ndcube import NDCollection
 
-from . import __version__
 from .align import _align_one, _plan
-from .bands import get_band
-from .estimate import (MAP_FLAGS, TARGETS, _check_reference, _galaxy_info, _make_maps,
-                       _model_bands, _pixel_flags, _predict, _progress, _resolve_model,
-                       _select_bands, write_dust_maps)
-from .exceptions import OutOfDomainWarning
-from .prepare import OUTPUT_UNIT, _parse_galaxy, prepare_image
+from .bands import REFERENCE_BAND, get_band
+from .estimate import (MAP_FLAGS, TARGETS, _align_target, _check_not_all_masked, _check_numbers,
+                       _check_overlap, _check_reference, _check_reference_covered,
+                       _coverage, _drop_uninformative, _explain_all_masked, _make_maps,
+                       _map_mask, _maps_meta, _model_bands, _pixel_flags, _predict,
+                       _prepare, _progress, _reference_box, _resolve_model, _select_bands,
+                       _sign_flipped, _uncovered_bands, _valid_counts, _warn_out_of_domain,
+                       _warn_unused, write_dust_maps)
+from .io import _band_key, _pair_uncertainty_maps, _parse_collection
+from .prepare import OUTPUT_UNIT, _parse_galaxy
 from .psf import _FWHM_RTOL, _pixel_scale, make_matching_kernel
-from .sed import make_pixel_table
+from .sed import _usable, make_pixel_table
 
 __all__ = ['estimate_mosaic']
 
@@ -56,40 +65,70 @@ _OUT_MARGIN = 2
 _IN_MARGIN = 4
 
 
-def _band_names(images, bands):
-    """``{band: image or path}`` without reading any pixel data."""
-    if isinstance(images, (list, tuple)):
+def _band_sources(images, bands, units):
+    """
+    ``{band: parse arguments}`` without reading any pixel data.
+
+    Each band's arguments give `~astro_dustml.io._parse_collection` (the
+    parser of `estimate_dust_maps`) a collection of that band alone, so a
+    task parses one band, with the same messages.
+    """
+    units = {_band_key(k): v for k, v in (units or {}).items()}
+    out = {}
+    if isinstance(images, Mapping):
+        if bands is not None:  # the parser's message
+            _parse_collection({}, bands=bands)
+        items = [(_band_key(key), {key: image}, None) for key, image in images.items()]
+    elif isinstance(images, (list, tuple)):
         if bands is not None and len(bands) != len(images):
             raise ValueError(f'Got {len(images)} images but {len(bands)} band names.')
-        out = {}
+        images, bands, pairs = _pair_uncertainty_maps(list(images), bands)
+        items = []
         for i, image in enumerate(images):
             if bands is not None:
-                name = bands[i]
+                band = bands[i]
             elif isinstance(image, (str, os.PathLike)):
-                name = fits.getheader(image)
+                band = fits.getheader(image)
             else:
-                name = getattr(image, 'meta', {}).get('band')
-            if name is None:
+                band = (getattr(image, 'meta', None) or {}).get('band')
+            if band is None:
                 raise ValueError(f'Cannot tell the band of image #{i}; pass bands=.')
-            band = get_band(name).name
-            if band in out:
-                raise ValueError(f'Two images are in band {band}; pass one image per band.')
-            out[band] = image
-        return out
-    if hasattr(images, 'items'):
-        return {get_band(key).name: image for key, image in images.items()}
-    raise TypeError('images must be a mapping of band name to image (FITS path, HDU or '
-                    f'CCDData) or a list of FITS paths, not {type(images).__name__}.')
+            band = get_band(band).name
+            group = [image] + ([pairs[i]] if i in pairs else [])
+            items.append((band, group, None if bands is None else [band] * len(group)))
+    else:
+        raise TypeError('images must be a mapping of band name to image or a list of '
+                        f'images (FITS paths, HDUs, CCDData), not {type(images).__name__}.')
+    for band, group, group_bands in items:
+        if band in out:
+            raise ValueError(f'Two images are in band {band}; pass one image per band.')
+        out[band] = dict(images=group, bands=group_bands,
+                         units={band: units[band]} if band in units else None)
+    unknown = sorted(set(units) - set(out))
+    if unknown:
+        raise ValueError(f'units= names bands not in the collection: {unknown}; the '
+                         f'collection has {sorted(out)}. Drop those entries or fix their '
+                         'band names.')
+    return out
 
 
-def _prepare_band(band, image, *, ebv, region, folder):
-    """Prepare one band as estimate_dust_maps does and write it to a scratch FITS file."""
-    prepared = prepare_image(image, band, ebv=ebv, galaxy=region)
-    if np.all(prepared.mask | ~np.isfinite(prepared.data)):
-        raise ValueError(
-            f'Every pixel is masked (or not finite) in {band}: nothing to estimate from. '
-            'Check the masks and data of this image, or leave the band out (WISE 3.4 µm '
-            'is required).')
+def _prepare_band(band, source, *, ebv, region, folder):
+    """
+    One band through estimate_dust_maps' checks and preparation, to a scratch FITS file.
+
+    Returns the band's grid and PSF, or ``{'band', 'unused': reason}`` for a
+    band that estimate_dust_maps leaves out (all zero, constant, sign-flipped).
+    """
+    parsed = _parse_collection(source['images'], bands=source['bands'], units=source['units'])
+    _check_not_all_masked(parsed)
+    parsed, unused = _drop_uninformative(parsed)
+    if unused:
+        return dict(band=band, unused=unused[band])
+    prepared = _prepare(parsed, ebv=ebv, region=region)
+    flipped = _sign_flipped(prepared, region)
+    if flipped:
+        return dict(band=band, unused=flipped[band])
+    prepared = prepared[band]
     path = os.path.join(folder, f'{band}.fits')
     header = prepared.wcs.to_header(relax=True)
     fits.HDUList([fits.PrimaryHDU(prepared.data, header=header),
@@ -134,8 +173,8 @@ def _read_cutout(band, box):
                          'systematic_error': band['systematic_error']})
 
 
-def _tile(box, bands, plan, *, model, region, name, distance):
-    """One tile of the maps: cutouts -> matched and reprojected -> pixel table -> prediction."""
+def _aligned_tile(box, bands, plan):
+    """Every band of one output box matched and reprojected as align_images does it."""
     y0, y1, x0, x1 = box
     shape = (y1 - y0, x1 - x0)
     wcs = plan.wcs.slice((slice(y0, y1), slice(x0, x1)))
@@ -157,23 +196,47 @@ def _tile(box, bands, plan, *, model, region, name, distance):
                                 max_masked=0.5)
         member.meta.update(psf_fwhm=target_fwhm, pixel_scale=scale)
         members.append((band['band'], member))
+    return members, wcs, shape
+
+
+def _reference_tile(box, bands, plan):
+    """Where WISE 3.4 µm has data in one box of the union grid (estimate's crop)."""
+    members, _, _ = _aligned_tile(box, [b for b in bands if b['band'] == REFERENCE_BAND], plan)
+    return box, _usable(members[0][1])
+
+
+def _tile(box, bands, plan, *, model, region, name, distance):
+    """One tile of the maps: cutouts -> matched and reprojected -> pixel table -> prediction."""
+    members, wcs, shape = _aligned_tile(box, bands, plan)
+    target_fwhm, scale = plan.target_fwhm * u.arcsec, plan.scale * u.arcsec
     aligned = NDCollection(members, aligned_axes='all',
                            meta=dict(psf_fwhm=target_fwhm, pixel_scale=scale,
                                      wcs=wcs, shape=shape, distance=distance))
     table = make_pixel_table(aligned, galaxy=name or 'galaxy', region=region,
                              distance=distance)
-    flags, y, x = _pixel_flags(table, [b['band'] for b in bands], shape)
-    out = dict(box=box, flags=flags, n_valid=len(y), n_ood=0)
+    used = [b['band'] for b in bands]
+    # coverage of the whole prepared bands (their headers), as estimate_dust_maps sees it
+    flags, y, x = _pixel_flags(table, used, shape, _coverage(_stand_ins(bands), wcs, shape))
+    out = dict(box=box, flags=flags, n_rows=len(table), n_ood=0,
+               uncovered=_uncovered_bands(table, used), counts=None)
     if len(table) == 0:
         for target in TARGETS:
             out[target] = (np.full(shape, np.nan), np.full(shape, np.nan))
         return out
+    out['counts'] = _valid_counts(table, used, model)
     maps, flags = _make_maps(_predict(model, table), flags, y, x, wcs, shape)
     out['flags'] = flags
     out['n_ood'] = int(((flags[y, x] & MAP_FLAGS['OUT_OF_DOMAIN']) != 0).sum())
     for target, ndd in maps.items():
         out[target] = (ndd.data, ndd.uncertainty.array)
     return out
+
+
+def _stand_ins(bands):
+    """The prepared bands' grids and PSFs, standing in for the images (headers only)."""
+    return {b['band']: SimpleNamespace(shape=b['shape'], wcs=b['wcs'], unit=OUTPUT_UNIT,
+                                       meta={'psf_fwhm': b['psf_fwhm'] * u.arcsec})
+            for b in bands}
 
 
 def _tiles(shape, tile_shape):
@@ -184,22 +247,23 @@ def _tiles(shape, tile_shape):
 
 def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_dir=None,
                     model=None, distance=None, ebv=None, galaxy=None, resolution=None,
-                    pixel_scale=None, bands=None, overwrite=False, progress=True):
+                    pixel_scale=None, bands=None, units=None, overwrite=False, progress=True):
     """
     `~astro_dustml.estimate.estimate_dust_maps` on a mosaic, tile by tile.
 
-    Memory is bounded by one prepared band (preparation), one tile of every
-    band with its margins (estimation) and one output plane (writing), never
-    by the whole stack.
-    The result equals the in-memory call up to FFT round-off; foreground
-    star masking (``stars=``) is not done here.
+    Memory is bounded by one band (parsing and preparation), one tile of
+    every band with its margins (estimation) and one output plane (writing),
+    never by the whole stack.
+    The result equals the in-memory call (same grid, flags, bands and checks)
+    up to FFT round-off; foreground star masking (``stars=``) is not done here.
 
     Parameters
     ----------
     images : mapping or list
-        Band name -> FITS path, HDU or `~astropy.nddata.CCDData`; or a list
-        of FITS paths (bands from their headers, or ``bands``). With a Dask
-        client, paths are best: each worker reads what it needs.
+        Band name -> FITS path, HDU, ``(array, wcs)`` or
+        `~astropy.nddata.CCDData`; or a list of them (bands from ``bands``,
+        the FITS headers or ``meta['band']``). With a Dask client, paths are
+        best: each worker reads what it needs.
     output : str or path-like
         The dust-map FITS file to write (`~astro_dustml.estimate.read_dust_maps`
         reads it; astropy can memory-map its extensions).
@@ -207,11 +271,12 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
         Tile size in output pixels ``(ny, nx)``.
     client : `distributed.Client`, optional
         Run bands and tiles as futures on this cluster (the workers must see
-        ``work_dir``); default: here, one after the other.
+        ``work_dir``); default: here, one after the other. Warnings of the
+        parsing and preparation on workers stay there.
     work_dir : str or path-like, optional
         Folder for the prepared bands (scratch); default a temporary folder,
         removed at the end.
-    model, distance, ebv, galaxy, resolution, pixel_scale, bands
+    model, distance, ebv, galaxy, resolution, pixel_scale, bands, units
         As in `~astro_dustml.estimate.estimate_dust_maps`.
     overwrite : bool, optional
         Replace an existing output file.
@@ -225,6 +290,12 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
         ``maps.meta`` (without ``flags``), plus ``'path'``, ``'shape'`` and
         ``'tiles'``.
 
+    Raises
+    ------
+    ValueError
+        As `~astro_dustml.estimate.estimate_dust_maps`, before the output
+        file is written.
+
     Examples
     --------
     >>> import numpy as np
@@ -235,13 +306,16 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
     Traceback (most recent call last):
     ValueError: No WISE 3.4 µm (WISE_3.4) image among the inputs (WISE_12). ...
     """
-    named = _band_names(images, bands)
-    _check_reference(named)
+    # estimate_dust_maps' boundary checks, in its order
     name, region, galaxy_distance = _parse_galaxy(galaxy)
+    distance, pixel_scale, resolution = _check_numbers(
+        galaxy_distance if distance is None else distance, pixel_scale, resolution)
+    if isinstance(images, Mapping):  # the bands are known before any image is read
+        _check_reference({get_band(key).name: None for key in images})
+    sources = _band_sources(images, bands, units)
+    _check_reference(sources)
     dust_model, model_name = _resolve_model(model)
-    selected, ignored = _select_bands(named, _model_bands(dust_model))
-    distance = galaxy_distance if distance is None else distance
-    distance = None if distance is None else u.Quantity(distance, u.Mpc)
+    selected, ignored = _select_bands(sources, _model_bands(dust_model))
     if len(tile_shape) != 2 or min(tile_shape) < 1:
         raise ValueError(f'tile_shape must be two positive integers, got {tile_shape!r}.')
     if os.path.exists(output) and not overwrite:
@@ -253,44 +327,67 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
         work_dir = scratch.name
     os.makedirs(work_dir, exist_ok=True)
     try:
+        kwargs = dict(ebv=ebv, region=region, folder=work_dir)
         with _progress(len(selected), progress) as bar:
-            kwargs = dict(ebv=ebv, region=region, folder=work_dir)
-            if client is None:
-                prepared = []
-                for band, image in selected.items():
-                    prepared.append(_prepare_band(band, image, **kwargs))
-                    bar.update()
-            else:
-                futures = [client.submit(_prepare_band, band, image, **kwargs, pure=False)
-                           for band, image in selected.items()]
-                prepared = client.gather(futures)
-                bar.update(len(futures))
-        plan = _plan_tiles(prepared, resolution=resolution, pixel_scale=pixel_scale,
-                           distance=distance)
+            done = {r['band']: r for r in _run(client, _prepare_band, list(selected.items()),
+                                               kwargs, bar)}
+        results = [done[band] for band in selected]  # input order, as estimate_dust_maps
+        unused = {r['band']: r['unused'] for r in results if 'unused' in r}
+        prepared = [r for r in results if 'unused' not in r]
+        _check_overlap(_stand_ins(prepared))
+        plan = _plan_grid(prepared, resolution=resolution, pixel_scale=pixel_scale,
+                          distance=distance)
+        tile_shape = tuple(int(t) for t in tile_shape)
+        # estimate_dust_maps' grid: the union of the images cut to where WISE
+        # 3.4 µm has data, which only the aligned WISE 3.4 µm image tells
+        usable = np.zeros(plan.shape, bool)
+        union_tiles = _tiles(plan.shape, tile_shape)
+        with _progress(len(union_tiles), progress) as bar:
+            for (y0, y1, x0, x1), tile in _run(client, _reference_tile, union_tiles,
+                                               dict(bands=prepared, plan=plan), bar,
+                                               unpack=False):
+                usable[y0:y1, x0:x1] = tile
+        y0, y1, x0, x1 = _reference_box(usable, plan.scale * u.arcsec)
+        del usable
+        plan.wcs = plan.wcs.slice((slice(y0, y1), slice(x0, x1)))
+        plan.shape = (int(y1 - y0), int(x1 - x0))
+
         planes = _planes(work_dir, plan.shape)
-        tiles = _tiles(plan.shape, tuple(int(t) for t in tile_shape))
-        task = dict(model=dust_model, region=region, name=name, distance=distance)
-        n_valid = n_ood = 0
+        tiles = _tiles(plan.shape, tile_shape)
+        used = [b['band'] for b in prepared]
+        n_rows = n_ood = most = 0
+        uncovered = None
+        counts = dict.fromkeys(used, 0)
+        task = dict(bands=prepared, plan=plan, model=dust_model, region=region, name=name,
+                    distance=distance)
         with _progress(len(tiles), progress) as bar:
-            if client is None:
-                results = (_tile(box, prepared, plan, **task) for box in tiles)
-            else:
-                from distributed import as_completed  # optional extra, needed only here
-                bands_f, plan_f, model_f = client.scatter([prepared, plan, dust_model],
-                                                          broadcast=True)
-                task['model'] = model_f
-                results = (f.result() for f in as_completed(
-                    [client.submit(_tile, box, bands_f, plan_f, **task, pure=False)
-                     for box in tiles]))
-            for result in results:
+            for result in _run(client, _tile, tiles, task, bar, unpack=False):
                 _write_tile(planes, result)
-                n_valid += result['n_valid']
                 n_ood += result['n_ood']
-                bar.update()
-        meta = _meta(dust_model, model_name, selected, ignored, plan, distance, ebv, galaxy,
-                     n_ood / max(n_valid, 1))
+                if result['n_rows']:
+                    n_rows += result['n_rows']
+                    # a band is uncovered if no tile has a usable pixel of it
+                    uncovered = dict(result['uncovered'] if uncovered is None else
+                                     {b: why for b, why in uncovered.items()
+                                      if b in result['uncovered']})
+                    tile_counts, tile_most = result['counts']
+                    counts = {b: counts[b] + tile_counts[b] for b in used}
+                    most = max(most, tile_most)
+        uncovered = uncovered or {}
+        unused.update(uncovered)
+        used = [b for b in used if b not in uncovered]
+        _warn_unused(unused)
+        _check_reference_covered(n_rows, uncovered)
+        fraction = _warn_out_of_domain(n_ood, n_rows)
+        mask = _map_mask(planes['flags'])
+        if mask.all():
+            raise ValueError(_explain_all_masked({b: counts[b] for b in used}, most, used,
+                                                 dust_model, ebv))
+        meta = _maps_meta(dust_model, model_name, used=used, ignored=ignored, unused=unused,
+                          psf_fwhm=plan.target_fwhm * u.arcsec,
+                          pixel_scale=plan.scale * u.arcsec, distance=distance, ebv=ebv,
+                          galaxy=galaxy, fraction=fraction)
         # the package's own writer, reading one memory-mapped plane at a time
-        mask = planes['flags'] != 0
         maps = [(target, CCDData(planes[target], unit=unit, wcs=plan.wcs.deepcopy(),
                                  uncertainty=StdDevUncertainty(planes[f'{target}_err']),
                                  mask=mask, meta=dict(meta, quantity=target)))
@@ -302,27 +399,34 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
     finally:
         if scratch is not None:
             scratch.cleanup()
-
-    if n_ood:
-        warnings.warn(f'{meta["out_of_domain_fraction"]:.1%} of the galaxy pixels ({n_ood} '
-                      f'of {n_valid}) lie outside the training domain of the model (colours '
-                      'outside the training range or too few bands); they are masked '
-                      "(FLAGS bit OUT_OF_DOMAIN).", OutOfDomainWarning)
     return dict(meta, path=str(output), shape=plan.shape, tiles=len(tiles))
 
 
-def _plan_tiles(prepared, *, resolution, pixel_scale, distance):
+def _run(client, func, items, kwargs, bar, *, unpack=True):
+    """``func(*item, **kwargs)`` (or ``func(item, ...)``) for each item, here or on ``client``."""
+    args = [item if unpack else (item,) for item in items]
+    if client is None:
+        for arg in args:
+            yield func(*arg, **kwargs)
+            bar.update()
+        return
+    from distributed import as_completed  # optional extra, needed only here
+    # the same objects go to every task: sent once to each worker (own keys:
+    # the same content scattered by an earlier pass may be being released)
+    shared = dict(zip(kwargs, client.scatter(list(kwargs.values()), broadcast=True,
+                                             hash=False)))
+    for future in as_completed([client.submit(func, *arg, **shared, pure=False)
+                                for arg in args]):
+        yield future.result()
+        bar.update()
+
+
+def _plan_grid(prepared, *, resolution, pixel_scale, distance):
     """align_images' plan (as estimate_dust_maps asks for it) from the prepared bands' headers."""
-    stand_ins = {b['band']: SimpleNamespace(shape=b['shape'], wcs=b['wcs'], unit=OUTPUT_UNIT,
-                                            meta={'psf_fwhm': b['psf_fwhm'] * u.arcsec})
-                 for b in prepared}
-    # estimate_dust_maps: a physical FWHM is a resolution, anything else a target
-    physical = isinstance(resolution, u.Quantity) and \
-        resolution.unit.physical_type == 'length'
+    target = {'target': None, 'resolution': None, **_align_target(resolution)}
     _, target_fwhm, fwhms, scale, out_wcs, out_shape = _plan(
-        stand_ins, target=None if physical else resolution,
-        resolution=resolution if physical else None, distance=distance,
-        pixel_scale=pixel_scale, footprint='intersection', output_wcs=None, shape_out=None)
+        _stand_ins(prepared), **target, distance=distance, pixel_scale=pixel_scale,
+        footprint='union', output_wcs=None, shape_out=None)
     for band in prepared:
         fwhm = fwhms[band['band']]
         band['kernel_half'] = 0
@@ -352,20 +456,3 @@ def _write_tile(planes, result):
     planes['flags'][y0:y1, x0:x1] = result['flags']
     for target in TARGETS:
         planes[target][y0:y1, x0:x1], planes[f'{target}_err'][y0:y1, x0:x1] = result[target]
-
-
-def _meta(model, model_name, selected, ignored, plan, distance, ebv, galaxy, fraction):
-    """maps.meta as estimate_dust_maps gives it (without flags)."""
-    return {
-        'model': dict(getattr(model, 'card', None) or {}),
-        'model_name': model_name,
-        'inputs': list(selected),
-        'ignored_bands': ignored,
-        'psf_fwhm': plan.target_fwhm * u.arcsec,
-        'pixel_scale': plan.scale * u.arcsec,
-        'distance': distance,
-        'ebv': ebv,
-        'galaxy': _galaxy_info(galaxy),
-        'out_of_domain_fraction': fraction,
-        'version': __version__,
-    }
