@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from astro_dustml.estimate import estimate_dust_maps, read_dust_maps
+from astro_dustml.estimate import MAP_FLAGS, estimate_dust_maps, read_dust_maps
 from astro_dustml.mosaic import _tiles, estimate_mosaic
 from astro_dustml.tests import _mock_training as mt
 from astro_dustml.tests._dask_helpers import local_client
@@ -92,3 +92,35 @@ def test_parallel_estimate_equals_serial(mosaic):
         assert np.array_equal(threaded[name].data, maps[name].data, equal_nan=True)
         assert np.array_equal(threaded[name].uncertainty.array, maps[name].uncertainty.array,
                               equal_nan=True)
+
+
+@pytest.mark.slow
+def test_tiled_equals_in_memory_partial_coverage(tmp_path):
+    """Coverage flags, a left-out band and units= go through the tiles as in memory."""
+    mock = mt.mock(21)
+    paths, units = [], {}
+    for band, image in mock.images.items():
+        header = image.meta['header'].copy()
+        data = image.data
+        if band == 'GALEX_FUV':  # covers the left part of the galaxy only
+            data = data[:, :16]
+            header.update(image[:, :16].wcs.to_header())
+        elif band == 'SDSS_g':  # no information: left out
+            data = np.zeros_like(data)
+        elif band == '2MASS_Ks':  # no unit in the file: given by units=
+            del header['BUNIT']
+            units[band] = image.unit
+        paths.append(str(tmp_path / f'{band}.fits'))
+        fits.PrimaryHDU(data, header=header).writeto(paths[-1])
+    kwargs = dict(galaxy=mock.galaxy, model=mt.trained_model(), pixel_scale=mt.PIXEL_SCALE,
+                  units=units, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        maps = estimate_dust_maps(paths, **kwargs)
+        meta = estimate_mosaic(paths, tmp_path / 'maps.fits', tile_shape=(9, 12), **kwargs)
+    # the cases are really there
+    assert (maps.meta['flags'] & MAP_FLAGS['MISSING_INPUT']).any()
+    assert list(maps.meta['unused_bands']) == ['SDSS_g']
+    assert meta['unused_bands'] == maps.meta['unused_bands']
+    assert meta['shape'] == maps['Td'].shape
+    _assert_same(tmp_path / 'maps.fits', maps)
