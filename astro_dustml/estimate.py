@@ -150,6 +150,16 @@ def _check_numbers(distance, pixel_scale, resolution):
     return distance, pixel_scale, resolution
 
 
+def _check_arguments(images, *, galaxy, distance, pixel_scale, resolution):
+    """Checks before any image is read: ``(name, region, distance, pixel_scale, resolution)``."""
+    name, region, galaxy_distance = _parse_galaxy(galaxy)
+    distance, pixel_scale, resolution = _check_numbers(
+        galaxy_distance if distance is None else distance, pixel_scale, resolution)
+    if isinstance(images, Mapping):  # the bands are known before any image is read
+        _check_reference({get_band(key).name: None for key in images})
+    return name, region, distance, pixel_scale, resolution
+
+
 def _drop_uninformative(images):
     """
     Leave out bands whose pixels are all zero or all equal (no information).
@@ -472,11 +482,9 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     Traceback (most recent call last):
     ValueError: No WISE 3.4 µm (WISE_3.4) image among the inputs (WISE_12). ...
     """
-    name, region, galaxy_distance = _parse_galaxy(galaxy)
-    distance, pixel_scale, resolution = _check_numbers(
-        galaxy_distance if distance is None else distance, pixel_scale, resolution)
-    if isinstance(images, Mapping):  # the bands are known before any image is read
-        _check_reference({get_band(key).name: None for key in images})
+    name, region, distance, pixel_scale, resolution = _check_arguments(
+        images, galaxy=galaxy, distance=distance, pixel_scale=pixel_scale,
+        resolution=resolution)
     parsed = _parse_collection(images, bands=bands, units=units)
     _check_reference(parsed)
     dust_model, model_name = _resolve_model(model)

@@ -43,15 +43,15 @@ from ndcube import NDCollection
 
 from .align import _align_one, _plan
 from .bands import REFERENCE_BAND, get_band
-from .estimate import (MAP_FLAGS, TARGETS, _align_target, _check_not_all_masked, _check_numbers,
-                       _check_overlap, _check_reference, _check_reference_covered,
-                       _coverage, _drop_uninformative, _explain_all_masked, _make_maps,
-                       _map_mask, _maps_meta, _model_bands, _pixel_flags, _predict,
-                       _prepare, _progress, _reference_box, _resolve_model, _select_bands,
-                       _sign_flipped, _uncovered_bands, _valid_counts, _warn_out_of_domain,
-                       _warn_unused, write_dust_maps)
+from .estimate import (MAP_FLAGS, TARGETS, _align_target, _check_arguments,
+                       _check_not_all_masked, _check_overlap, _check_reference,
+                       _check_reference_covered, _coverage, _drop_uninformative,
+                       _explain_all_masked, _make_maps, _map_mask, _maps_meta, _model_bands,
+                       _pixel_flags, _predict, _prepare, _progress, _reference_box,
+                       _resolve_model, _select_bands, _sign_flipped, _uncovered_bands,
+                       _valid_counts, _warn_out_of_domain, _warn_unused, write_dust_maps)
 from .io import _band_key, _pair_uncertainty_maps, _parse_collection
-from .prepare import OUTPUT_UNIT, _parse_galaxy
+from .prepare import OUTPUT_UNIT
 from .psf import _FWHM_RTOL, _pixel_scale, make_matching_kernel
 from .sed import _usable, make_pixel_table
 
@@ -307,11 +307,9 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
     ValueError: No WISE 3.4 µm (WISE_3.4) image among the inputs (WISE_12). ...
     """
     # estimate_dust_maps' boundary checks, in its order
-    name, region, galaxy_distance = _parse_galaxy(galaxy)
-    distance, pixel_scale, resolution = _check_numbers(
-        galaxy_distance if distance is None else distance, pixel_scale, resolution)
-    if isinstance(images, Mapping):  # the bands are known before any image is read
-        _check_reference({get_band(key).name: None for key in images})
+    name, region, distance, pixel_scale, resolution = _check_arguments(
+        images, galaxy=galaxy, distance=distance, pixel_scale=pixel_scale,
+        resolution=resolution)
     sources = _band_sources(images, bands, units)
     _check_reference(sources)
     dust_model, model_name = _resolve_model(model)

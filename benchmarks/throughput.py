@@ -7,8 +7,9 @@ tracemalloc sees, which numpy reports to, as a multiple of the input stack):
 1. `prepare_images`, then `align_images` (PSF matching + reprojection) of an
    18-band mock (`make_mock_galaxy`, every band on the same pixel grid of
    N x N pixels over 4 arcmin) for N = 512, 1024, 2048; one thread and two.
-2. Prediction alone: ``benchmarks/prediction_speed.py`` (its ``run``), when
-   present.
+2. Prediction alone: ``benchmarks/prediction_speed.py`` (its ``run``) on
+   pixel tables of 10^5 and 10^6 rows with the default model (peak memory
+   there as a multiple of the pixel table).
 3. `estimate_dust_maps` end to end on the 1024 x 1024 18-band mock with the
    default model; one thread and two.
 4. Dask: `estimate_mosaic` of the same mock (from FITS files, 3 arcsec output
@@ -22,6 +23,7 @@ tracemalloc sees, which numpy reports to, as a multiple of the input stack):
 Usage::
 
     python benchmarks/throughput.py [--sizes 512 1024 2048] [--skip-dask]
+    python benchmarks/throughput.py --quick   # small sizes: checks that it runs
 
 Features missing from the checkout (e.g. ``parallel=`` or the Dask modules
 before they existed) are reported as such, so the same script measures the
@@ -95,15 +97,16 @@ def imaging(sizes):
             print('  align_images has no parallel= in this checkout')
 
 
-def prediction():
-    print('(2) prediction alone')
+def prediction(model, sizes, *, quick=False):
+    print('(2) prediction alone (benchmarks/prediction_speed.py)')
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    try:
-        from prediction_speed import run as prediction_run
-    except ImportError as exc:
-        print(f'  skipped: benchmarks/prediction_speed.py is not in this checkout ({exc})')
-        return
-    prediction_run()
+    from prediction_speed import run as prediction_run
+    # quick: a paper-style reference small enough to train in seconds
+    small = dict(paper_trees=2, paper_rows=2000, train_rows=2000) if quick else {}
+    for r in prediction_run(sizes=sizes, model=model, **small):
+        ROWS.append(('prediction', f'{r["pixels"]} pixels DustModel.predict (x table)',
+                     r['seconds'], r['cpu_seconds'], r['peak_bytes'] / 2**20,
+                     r['peak_over_table']))
 
 
 def end_to_end(model, npix=1024):
@@ -125,7 +128,7 @@ def end_to_end(model, npix=1024):
     return mock, stack, maps
 
 
-def dask_runs(model, mock, stack, maps, work):
+def dask_runs(model, mock, stack, maps, work, *, n_galaxies=4):
     print('(4) Dask, two-worker LocalCluster on 127.0.0.1')
     try:
         import distributed
@@ -172,12 +175,12 @@ def dask_runs(model, mock, stack, maps, work):
                 print(f'    tiled vs in-memory: masks equal {same_mask}, largest relative '
                       f'difference {worst:.1e} (output grid {tiled["Td"].shape})')
             galaxies = {}
-            for seed in (2, 3, 4, 5):
+            for seed in range(2, 2 + n_galaxies):
                 small = make_mock_galaxy(fov=2 * u.arcmin, seed=seed)
                 galaxies[f'mock{seed}'] = {'images': dict(small.images.items()),
                                            'galaxy': small.galaxy}
             for label, kw in (('2 workers', {'client': client}), ('in turn', {})):
-                results = _measure('dask', f'estimate_many, 4 galaxies, {label}',
+                results = _measure('dask', f'estimate_many, {n_galaxies} galaxies, {label}',
                                    lambda: estimate_many(
                                        galaxies, output_dir=os.path.join(work, label),
                                        model=model, progress=False, **kw), stack)
@@ -187,16 +190,23 @@ def dask_runs(model, mock, stack, maps, work):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--sizes', type=int, nargs='*', default=[512, 1024, 2048])
+    parser.add_argument('--prediction-sizes', type=int, nargs='*', default=[10**5, 10**6])
+    parser.add_argument('--end-to-end-size', type=int, default=1024)
     parser.add_argument('--skip-dask', action='store_true')
+    parser.add_argument('--quick', action='store_true',
+                        help='small sizes everywhere (a 128^2 mock, 10^4 pixels, two '
+                             'galaxies): checks that every section runs, in minutes')
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.prediction_sizes, args.end_to_end_size = [128], [10**4], 128
     print(f'{os.cpu_count()} cores; figures on a shared machine vary with its load')
     imaging(args.sizes)
-    prediction()
     model = get_model()
-    mock, stack, maps = end_to_end(model)
+    prediction(model, args.prediction_sizes, quick=args.quick)
+    mock, stack, maps = end_to_end(model, args.end_to_end_size)
     if not args.skip_dask:
         with tempfile.TemporaryDirectory() as work:
-            dask_runs(model, mock, stack, maps, work)
+            dask_runs(model, mock, stack, maps, work, n_galaxies=2 if args.quick else 4)
     print('\nsection      | run                                          |  wall s |   CPU s |'
           ' peak MiB | peak / input')
     for section, label, wall, cpu, peak, ratio in ROWS:
