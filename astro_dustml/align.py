@@ -296,6 +296,14 @@ def _align_one(name, image, fwhm, target_spec, target_fwhm, *, psf_dir, out_wcs,
 
 
 def _reproject(image, out_wcs, out_shape, kernel, max_masked):
+    if 0 in tuple(out_shape):
+        # An empty grid (pixels larger than the images): reproject cannot stack
+        # it; the caller (estimate_dust_maps) says what to change
+        empty = np.full(tuple(out_shape), np.nan)
+        return CCDData(empty, unit=image.unit, wcs=out_wcs.deepcopy(),
+                       mask=np.ones(empty.shape, bool), meta=dict(image.meta),
+                       uncertainty=None if image.uncertainty is None
+                       else StdDevUncertainty(empty.copy()))
     bad = _bad_pixels(np.asarray(image.data), image.mask)
     # One reprojection per band: the good-pixel map, the data and sigma share
     # the geometry, so they go in as one stack (reproject broadcasts leading
