@@ -89,6 +89,8 @@ def _band_sources(images, bands, units):
                 band = bands[i]
             elif isinstance(image, (str, os.PathLike)):
                 band = fits.getheader(image)
+            elif hasattr(image, 'header'):  # an HDU
+                band = image.header
             else:
                 band = (getattr(image, 'meta', None) or {}).get('band')
             if band is None:

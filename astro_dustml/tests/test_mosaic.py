@@ -2,6 +2,7 @@
 
 import warnings
 
+import astropy.units as u
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -67,6 +68,25 @@ def test_tiled_equals_in_memory(mosaic, tmp_path):
     _assert_same(tmp_path / 'maps.fits', maps)
     with pytest.raises(OSError, match='overwrite'):
         estimate_mosaic(paths, tmp_path / 'maps.fits', galaxy=galaxy, model=model)
+
+
+@pytest.mark.parametrize('kwargs, words', [
+    (dict(distance=-3 * u.Mpc), ['distance']),
+    (dict(pixel_scale=0 * u.arcsec), ['pixel_scale']),
+    (dict(units={'SPIRE_250': 'MJy/sr'}), ['units=', 'SPIRE_250']),
+    (dict(bands=['WISE_3.4']), ['band names']),
+])
+def test_checked_before_any_work(mosaic, tmp_path, kwargs, words):
+    """estimate_dust_maps' boundary checks: the same error, and no output file."""
+    paths, galaxy, model, _ = mosaic
+    with pytest.raises(ValueError) as in_memory:
+        estimate_dust_maps(paths, galaxy=galaxy, model=model, progress=False, **kwargs)
+    with pytest.raises(ValueError) as tiled:
+        estimate_mosaic(paths, tmp_path / 'maps.fits', galaxy=galaxy, model=model,
+                        progress=False, **kwargs)
+    for word in words:
+        assert word in str(tiled.value) and word in str(in_memory.value)
+    assert not (tmp_path / 'maps.fits').exists()
 
 
 @pytest.mark.slow
