@@ -67,7 +67,8 @@ _ENTRY_POINTS = {
     'list_models': 'registry', 'download_models': 'registry',
     'plot_dust_maps': 'visualization', 'fit_dust_sed': 'dust_fit',
     'stellar_mass_map': 'stellar_mass', 'predict_fir_maps': 'fir', 'compare_fir': 'fir',
-    'constrain_to_lowres': 'constrain'}
+    'constrain_to_lowres': 'constrain',
+    'estimate_mosaic': 'mosaic', 'estimate_many': 'survey'}
 __all__ += list(_ENTRY_POINTS)
 
 

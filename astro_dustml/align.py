@@ -7,6 +7,11 @@ onto one celestial TAN grid whose pixels are, by default, as large as that
 PSF's FWHM (paper Sect. 2.2).
 """
 
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from threading import Lock
+
 import astropy.units as u
 import numpy as np
 from astropy.nddata import CCDData, StdDevUncertainty
@@ -17,7 +22,7 @@ from reproject.mosaicking import find_optimal_celestial_wcs
 from .bands import get_band
 from .io import _bad_pixels, _parse_collection
 from .prepare import OUTPUT_UNIT
-from .psf import _FWHM_RTOL, _as_arcsec, _pixel_scale, match_psf, psf_fwhm
+from .psf import _FWHM_RTOL, _as_arcsec, _pixel_scale, _workers, match_psf, psf_fwhm
 
 __all__ = ['align_images']
 
@@ -74,7 +79,8 @@ def _output_grid(images, pixel_scale, footprint):
 
 def align_images(collection, *, target=None, pixel_scale=None, distance=None,
                  resolution=None, footprint='intersection', psf_dir=None,
-                 output_wcs=None, shape_out=None, kernel='hann', max_masked=0.5):
+                 output_wcs=None, shape_out=None, kernel='hann', max_masked=0.5,
+                 parallel=False):
     """
     Bring prepared images to one PSF and one pixel grid.
 
@@ -112,6 +118,10 @@ def align_images(collection, *, target=None, pixel_scale=None, distance=None,
     max_masked : float, optional
         An output pixel is masked when more than this fraction of its
         (kernel-weighted) input pixels were masked or outside the image.
+    parallel : bool or int, optional
+        Threads: bands are matched and reprojected concurrently (and the
+        FFTs of a band use the threads left over). False for one, True for
+        all cores, or a number. The result does not depend on it.
 
     Returns
     -------
@@ -152,23 +162,51 @@ def align_images(collection, *, target=None, pixel_scale=None, distance=None,
     >>> aligned['WISE_3.4'].shape == aligned['SPIRE_250'].shape
     True
     """
-    images = _parse_collection(collection)
-    for name, image in images.items():
-        if not image.unit.is_equivalent(OUTPUT_UNIT):
-            raise ValueError(
-                f'{name} is in {image.unit}, not a surface brightness: mismatched member. '
-                'Run astro_dustml.prepare.prepare_images on the collection first.')
-    fwhms = {name: _as_arcsec(u.Quantity(im.meta.get('psf_fwhm', get_band(name).fwhm)),
-                              'psf_fwhm') for name, im in images.items()}
-    # target_spec: what match_psf gets (a band name, for its real PSF, or a FWHM)
-    if target is None:
-        target_spec = max(fwhms, key=fwhms.get)  # the worst PSF of the set
-        target_fwhm = fwhms[target_spec]
-    elif isinstance(target, str):
-        target_spec = get_band(target).name
-        target_fwhm = fwhms.get(target_spec, get_band(target_spec).fwhm)
+    images = _members(collection)
+    target_spec, target_fwhm, fwhms, scale, out_wcs, out_shape = _plan(
+        images, target=target, resolution=resolution, distance=distance,
+        pixel_scale=pixel_scale, footprint=footprint, output_wcs=output_wcs,
+        shape_out=shape_out)
+
+    workers = _workers(parallel)
+    threads = min(workers, len(images))
+    # One band at a time in PSF matching (its FFTs use every thread and most
+    # of the memory); the other threads reproject meanwhile, so the memory
+    # peak stays that of one convolution
+    fft_lock = Lock() if threads > 1 else nullcontext()
+    # astropy's WCS is not thread-safe: every task gets its own output WCS
+    tasks = [(name, image, out_wcs.deepcopy()) for name, image in images.items()]
+
+    def run(task):
+        name, image, wcs = task
+        member = _align_one(name, image, fwhms[name], target_spec, target_fwhm,
+                            psf_dir=psf_dir, out_wcs=wcs, out_shape=out_shape,
+                            kernel=kernel, max_masked=max_masked, workers=workers,
+                            fft_lock=fft_lock)
+        member.meta.update(psf_fwhm=target_fwhm, pixel_scale=scale)
+        return name, member
+
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            members = list(pool.map(run, tasks))
     else:
-        target_fwhm = target_spec = psf_fwhm(target)
+        members = [run(task) for task in tasks]
+    meta = dict(getattr(collection, 'meta', None) or {})
+    meta.update(psf_fwhm=target_fwhm, pixel_scale=scale.to(u.arcsec), wcs=out_wcs,
+                shape=out_shape, distance=None if distance is None else u.Quantity(distance))
+    return NDCollection(members, aligned_axes='all', meta=meta)
+
+
+def _plan(images, *, target, resolution, distance, pixel_scale, footprint, output_wcs,
+          shape_out):
+    """
+    Target PSF and output grid of `align_images` from the members' metadata.
+
+    Only ``shape``, ``wcs``, ``unit`` and ``meta`` of the members are read, so
+    a tiled run (`astro_dustml.mosaic`) plans from headers alone. Returns
+    ``(target_spec, target_fwhm, fwhms, pixel_scale, out_wcs, out_shape)``.
+    """
+    target_spec, target_fwhm, fwhms = _target(images, target)
     extra = _angle(resolution, distance, 'resolution')
     if extra is not None and extra > target_fwhm:
         target_fwhm = target_spec = extra
@@ -187,40 +225,109 @@ def align_images(collection, *, target=None, pixel_scale=None, distance=None,
             raise ValueError('Give shape_out= together with output_wcs=.')
         out_wcs, out_shape = output_wcs.celestial, tuple(shape_out)
         scale = _pixel_scale(out_wcs)
+    return target_spec, target_fwhm, fwhms, scale, out_wcs, out_shape
 
-    members = []
+
+def _members(collection):
+    """
+    Band -> image, without copying in-memory CCDData members.
+
+    Nothing here writes into the members (matching and reprojection make new
+    arrays), so only a shallow CCDData with its own ``meta`` is made for each;
+    other inputs go through the usual parser (which copies).
+    """
+    if isinstance(collection, Mapping) and all(
+            isinstance(im, CCDData) and im.wcs is not None and im.unit is not None
+            and (im.uncertainty is None or isinstance(im.uncertainty, StdDevUncertainty))
+            for im in collection.values()):
+        out = {}
+        for key, image in collection.items():
+            try:
+                band = get_band(key).name
+                same = band == get_band((image.meta or {}).get('band', band)).name
+            except ValueError:
+                same = False
+            if not same or band in out:
+                # the parser's messages and warnings for these cases
+                return _parse_collection(collection)
+            # own WCS copy: astropy's WCS is not thread-safe and bands may share one
+            out[band] = CCDData(image.data, unit=image.unit, wcs=image.wcs.deepcopy(),
+                                uncertainty=image.uncertainty, mask=image.mask,
+                                meta=dict(image.meta or {}, band=band), copy=False)
+        if out:
+            return out
+    return _parse_collection(collection)
+
+
+def _target(images, target):
+    """Target PSF (a band name or a FWHM, for match_psf), its FWHM, and each member's FWHM."""
     for name, image in images.items():
-        image.meta['psf_fwhm'] = fwhms[name]
-        if abs(fwhms[name] - target_fwhm) <= _FWHM_RTOL * target_fwhm:
-            matched = image  # already at the target resolution
-        elif psf_dir is not None:
-            matched = match_psf(image, target_spec, source=name, psf_dir=psf_dir)
-        else:
-            matched = match_psf(image, target_fwhm)
-        member = _reproject(matched, out_wcs, out_shape, kernel, max_masked)
-        member.meta.update(psf_fwhm=target_fwhm, pixel_scale=scale)
-        members.append((name, member))
-    meta = dict(getattr(collection, 'meta', None) or {})
-    meta.update(psf_fwhm=target_fwhm, pixel_scale=scale.to(u.arcsec), wcs=out_wcs,
-                shape=out_shape, distance=None if distance is None else u.Quantity(distance))
-    return NDCollection(members, aligned_axes='all', meta=meta)
+        if not image.unit.is_equivalent(OUTPUT_UNIT):
+            raise ValueError(
+                f'{name} is in {image.unit}, not a surface brightness: mismatched member. '
+                'Run astro_dustml.prepare.prepare_images on the collection first.')
+    fwhms = {name: _as_arcsec(u.Quantity(im.meta.get('psf_fwhm', get_band(name).fwhm)),
+                              'psf_fwhm') for name, im in images.items()}
+    if target is None:
+        target_spec = max(fwhms, key=fwhms.get)  # the worst PSF of the set
+        target_fwhm = fwhms[target_spec]
+    elif isinstance(target, str):
+        target_spec = get_band(target).name
+        target_fwhm = fwhms.get(target_spec, get_band(target_spec).fwhm)
+    else:
+        target_fwhm = target_spec = psf_fwhm(target)
+    return target_spec, target_fwhm, fwhms
+
+
+def _align_one(name, image, fwhm, target_spec, target_fwhm, *, psf_dir, out_wcs,
+               out_shape, kernel, max_masked, workers=1, fft_lock=None):
+    """Match one band to the target PSF and reproject it onto the output grid."""
+    image.meta['psf_fwhm'] = fwhm  # image is align_images' own (shallow) copy
+    if abs(fwhm - target_fwhm) <= _FWHM_RTOL * target_fwhm:
+        matched = image  # already at the target resolution
+    else:
+        with fft_lock or nullcontext():
+            if psf_dir is not None:
+                matched = match_psf(image, target_spec, source=name, psf_dir=psf_dir,
+                                    parallel=workers)
+            else:
+                matched = match_psf(image, target_fwhm, parallel=workers)
+    return _reproject(matched, out_wcs, out_shape, kernel, max_masked)
 
 
 def _reproject(image, out_wcs, out_shape, kernel, max_masked):
-    data = np.array(image.data, dtype=float)
-    bad = _bad_pixels(data, image.mask)
-    data[bad] = 0.0
-    sigma = (np.zeros_like(data) if image.uncertainty is None
-             else np.nan_to_num(np.array(image.uncertainty.array, dtype=float)))
-    sigma[bad] = 0.0
-    kwargs = dict(shape_out=out_shape, kernel=kernel, conserve_flux=False,
-                  boundary_mode='constant', boundary_fill_value=0.0,
-                  return_footprint=True)
+    if 0 in tuple(out_shape):
+        # An empty grid (pixels larger than the images): reproject cannot stack
+        # it; the caller (estimate_dust_maps) says what to change
+        empty = np.full(tuple(out_shape), np.nan)
+        return CCDData(empty, unit=image.unit, wcs=out_wcs.deepcopy(),
+                       mask=np.ones(empty.shape, bool), meta=dict(image.meta),
+                       uncertainty=None if image.uncertainty is None
+                       else StdDevUncertainty(empty.copy()))
+    bad = _bad_pixels(np.asarray(image.data), image.mask)
+    # One reprojection per band: the good-pixel map, the data and sigma share
+    # the geometry, so they go in as one stack (reproject broadcasts leading
+    # axes, computing the transformation once)
+    planes = 2 if image.uncertainty is None else 3
+    stack = np.empty((planes,) + bad.shape)
+    np.subtract(1.0, bad, out=stack[0])
+    stack[1] = image.data
+    stack[1][bad] = 0.0
+    if image.uncertainty is not None:
+        stack[2] = image.uncertainty.array
+        np.nan_to_num(stack[2], copy=False)
+        stack[2][bad] = 0.0
+    del bad
     # Surface brightness: average, not sum; masked input (zeroed above) enters
     # with zero weight through the 'good' map, which also gives the masked fraction
-    good, footprint = reproject_adaptive((1.0 - bad, image.wcs), out_wcs, **kwargs)
-    num, _ = reproject_adaptive((data, image.wcs), out_wcs, **kwargs)
-    err, _ = reproject_adaptive((sigma, image.wcs), out_wcs, **kwargs)
+    out, footprint = reproject_adaptive(
+        (stack, image.wcs), out_wcs, shape_out=(planes,) + tuple(out_shape), kernel=kernel,
+        conserve_flux=False, boundary_mode='constant', boundary_fill_value=0.0,
+        return_footprint=True)
+    del stack
+    good, num = out[0], out[1]
+    err = out[2] if planes == 3 else np.zeros_like(num)
+    footprint = footprint[0]
     weight = np.where(footprint > 0, good, 0.0)
     with np.errstate(invalid='ignore', divide='ignore'):
         out = num / weight

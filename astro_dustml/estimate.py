@@ -150,6 +150,16 @@ def _check_numbers(distance, pixel_scale, resolution):
     return distance, pixel_scale, resolution
 
 
+def _check_arguments(images, *, galaxy, distance, pixel_scale, resolution):
+    """Checks before any image is read: ``(name, region, distance, pixel_scale, resolution)``."""
+    name, region, galaxy_distance = _parse_galaxy(galaxy)
+    distance, pixel_scale, resolution = _check_numbers(
+        galaxy_distance if distance is None else distance, pixel_scale, resolution)
+    if isinstance(images, Mapping):  # the bands are known before any image is read
+        _check_reference({get_band(key).name: None for key in images})
+    return name, region, distance, pixel_scale, resolution
+
+
 def _drop_uninformative(images):
     """
     Leave out bands whose pixels are all zero or all equal (no information).
@@ -237,19 +247,22 @@ def _check_overlap(images):
                 'the files and their WCS.')
 
 
-def _explain_all_masked(table, bands, model, ebv):
-    """Why no pixel got a prediction: bands, the model's needs, E(B-V)."""
+def _valid_counts(table, bands, model):
+    """Pixels with each band usable, and the most usable bands of one pixel."""
+    valid = valid_bands(table, bands=bands, min_snr=getattr(model, 'min_snr', None))
+    return dict(zip(bands, valid.sum(axis=0))), int(valid.sum(axis=1).max()) if len(valid) else 0
+
+
+def _explain_all_masked(counts, most, bands, model, ebv):
+    """Why no pixel got a prediction (``_valid_counts``): bands, the model's needs, E(B-V)."""
     reasons = []
     min_bands = getattr(model, 'min_bands', None)
     card = getattr(model, 'card', None) or {}
     core = list(getattr(model, 'core_bands_', None) or card.get('core_bands') or [])
-    valid = valid_bands(table, bands=bands, min_snr=getattr(model, 'min_snr', None))
-    counts = dict(zip(bands, valid.sum(axis=0)))
     empty = [b for b, n in counts.items() if n == 0]
     if empty:
         reasons.append(f'{", ".join(empty)} has no pixel above the minimum signal-to-noise '
                        'or with positive flux')
-    most = int(valid.sum(axis=1).max()) if len(valid) else 0
     if min_bands is not None and most < min_bands:
         reasons.append(f'the model needs {REFERENCE_BAND} and at least {min_bands} usable '
                        f'bands per pixel, but the pixels have at most {most} '
@@ -294,31 +307,37 @@ def _mask_stars(prepared, stars, *, region):
     return masked
 
 
-def _align(prepared, *, resolution, pixel_scale, distance):
+def _align(prepared, *, resolution, pixel_scale, distance, parallel=False):
     # The grid covers every image ('union'), then is cut to the WISE 3.4 µm
     # footprint: a band that covers only part of the galaxy is missing (and
     # flagged) there instead of cropping the maps to its footprint
-    if isinstance(resolution, u.Quantity) and resolution.unit.physical_type == 'length':
-        # A physical FWHM (needs the distance)
-        aligned = align_images(prepared, resolution=resolution, pixel_scale=pixel_scale,
-                               distance=distance, footprint='union')
-    else:
-        aligned = align_images(prepared, target=resolution, pixel_scale=pixel_scale,
-                               distance=distance, footprint='union')
+    aligned = align_images(prepared, pixel_scale=pixel_scale, distance=distance,
+                           footprint='union', parallel=parallel, **_align_target(resolution))
     return _crop_to_reference(aligned)
 
 
-def _crop_to_reference(aligned):
-    """The aligned collection cut to the pixels where WISE 3.4 µm has data."""
-    ref = aligned[REFERENCE_BAND]
-    rows, cols = np.nonzero(_usable(ref))
-    scale = aligned.meta['pixel_scale']
+def _align_target(resolution):
+    """align_images keywords for ``resolution=``: a physical FWHM (needs the distance) or not."""
+    if isinstance(resolution, u.Quantity) and resolution.unit.physical_type == 'length':
+        return dict(resolution=resolution)
+    return dict(target=resolution)
+
+
+def _reference_box(usable, scale):
+    """``(y0, y1, x0, x1)`` of the output pixels where WISE 3.4 µm has data."""
+    rows, cols = np.nonzero(usable)
     if rows.size == 0 or np.ptp(rows) < 1 or np.ptp(cols) < 1:
         raise ValueError(
             f'The output pixels ({scale:.4g}) are too large for the images: the '
             f'{REFERENCE_BAND} image covers fewer than 2 x 2 of them. Give a smaller '
             'pixel_scale (or resolution), or larger images.')
-    y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    return rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+
+
+def _crop_to_reference(aligned):
+    """The aligned collection cut to the pixels where WISE 3.4 µm has data."""
+    y0, y1, x0, x1 = _reference_box(_usable(aligned[REFERENCE_BAND]),
+                                    aligned.meta['pixel_scale'])
     members = [(band, image[y0:y1, x0:x1]) for band, image in aligned.items()]
     meta = dict(aligned.meta, wcs=members[0][1].wcs, shape=(int(y1 - y0), int(x1 - x0)))
     return NDCollection(members, aligned_axes='all', meta=meta)
@@ -366,7 +385,7 @@ def _coverage(images, wcs, shape):
 
 def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=None,
                        stars=None, resolution=None, pixel_scale=None, bands=None,
-                       units=None, progress=True):
+                       units=None, progress=True, parallel=False):
     """
     Estimate resolved dust maps of a galaxy from its UV–MIR images.
 
@@ -410,6 +429,10 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         unit, with a warning.
     progress : bool, optional
         Show a progress bar (on a terminal).
+    parallel : bool or int, optional
+        Threads for PSF matching and alignment (see
+        `~astro_dustml.align.align_images`): False for one, True for all
+        cores, or a number. The maps do not depend on it.
 
     Returns
     -------
@@ -459,11 +482,9 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     Traceback (most recent call last):
     ValueError: No WISE 3.4 µm (WISE_3.4) image among the inputs (WISE_12). ...
     """
-    name, region, galaxy_distance = _parse_galaxy(galaxy)
-    distance, pixel_scale, resolution = _check_numbers(
-        galaxy_distance if distance is None else distance, pixel_scale, resolution)
-    if isinstance(images, Mapping):  # the bands are known before any image is read
-        _check_reference({get_band(key).name: None for key in images})
+    name, region, distance, pixel_scale, resolution = _check_arguments(
+        images, galaxy=galaxy, distance=distance, pixel_scale=pixel_scale,
+        resolution=resolution)
     parsed = _parse_collection(images, bands=bands, units=units)
     _check_reference(parsed)
     dust_model, model_name = _resolve_model(model)
@@ -485,7 +506,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
             prepared = _mask_stars(prepared, stars, region=region)
             bar.update()
         aligned = _align(prepared, resolution=resolution, pixel_scale=pixel_scale,
-                         distance=distance)
+                         distance=distance, parallel=parallel)
         bar.update()
         table = make_pixel_table(aligned, galaxy=name or 'galaxy', region=region,
                                  distance=distance)
@@ -498,46 +519,73 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         unused.update(uncovered)
         used = [b for b in used if b not in uncovered]
         _warn_unused(unused)
-        if len(table) == 0 or REFERENCE_BAND in uncovered:
-            raise ValueError(
-                'Every pixel is masked: no pixel inside the galaxy region has valid WISE '
-                '3.4 µm data (the reference band every prediction needs). Check the '
-                'WISE 3.4 µm mask and footprint, the galaxy= region and the star masks.')
+        _check_reference_covered(len(table), uncovered)
         prediction = _predict(dust_model, table)
         bar.update()
         maps, meta_flags = _make_maps(prediction, flags, y, x, wcs, shape)
         bar.update()
 
-    n_valid = len(y)  # every row of the pixel table is inside the galaxy region
-    ood = int(((meta_flags[y, x] & MAP_FLAGS['OUT_OF_DOMAIN']) != 0).sum())
+    # every row of the pixel table is inside the galaxy region
+    fraction = _warn_out_of_domain(
+        int(((meta_flags[y, x] & MAP_FLAGS['OUT_OF_DOMAIN']) != 0).sum()), len(y))
+    if not any((~m.mask).any() for m in maps.values()):
+        raise ValueError(_explain_all_masked(*_valid_counts(table, used, dust_model), used,
+                                             dust_model, ebv))
+    aligned_meta = getattr(aligned, 'meta', None) or {}
+    meta = _maps_meta(dust_model, model_name, used=used, ignored=ignored, unused=unused,
+                      psf_fwhm=table.meta.get('psf_fwhm', aligned_meta.get('psf_fwhm')),
+                      pixel_scale=aligned_meta.get('pixel_scale'), distance=distance,
+                      ebv=ebv, galaxy=galaxy, fraction=fraction)
+    members = []
+    for name, ndd in maps.items():
+        ndd.meta.update(meta)
+        members.append((name, ndd))
+    return NDCollection(members, aligned_axes='all', meta=dict(meta, flags=meta_flags))
+
+
+def _check_reference_covered(n_rows, uncovered):
+    if n_rows == 0 or REFERENCE_BAND in uncovered:
+        raise ValueError(
+            'Every pixel is masked: no pixel inside the galaxy region has valid WISE '
+            '3.4 µm data (the reference band every prediction needs). Check the '
+            'WISE 3.4 µm mask and footprint, the galaxy= region and the star masks.')
+
+
+def _warn_out_of_domain(ood, n_valid):
+    """Warn about ``ood`` of ``n_valid`` galaxy pixels out of domain; return the fraction."""
     fraction = ood / max(n_valid, 1)
     if ood:
         warnings.warn(f'{fraction:.1%} of the galaxy pixels ({ood} of {n_valid}) lie '
                       'outside the training domain of the model (colours outside the '
                       'training range or too few bands); they are masked '
                       "(maps.meta['flags'] bit OUT_OF_DOMAIN).", OutOfDomainWarning)
-    if not any((~m.mask).any() for m in maps.values()):
-        raise ValueError(_explain_all_masked(table, used, dust_model, ebv))
-    aligned_meta = getattr(aligned, 'meta', None) or {}
-    meta = {
-        'model': dict(getattr(dust_model, 'card', None) or {}),
+    return fraction
+
+
+def _maps_meta(model, model_name, *, used, ignored, unused, psf_fwhm, pixel_scale, distance,
+               ebv, galaxy, fraction):
+    """``maps.meta`` without the flags."""
+    return {
+        'model': dict(getattr(model, 'card', None) or {}),
         'model_name': model_name,
         'inputs': used,
         'ignored_bands': ignored,
         'unused_bands': unused,
-        'psf_fwhm': table.meta.get('psf_fwhm', aligned_meta.get('psf_fwhm')),
-        'pixel_scale': aligned_meta.get('pixel_scale'),
+        'psf_fwhm': psf_fwhm,
+        'pixel_scale': pixel_scale,
         'distance': distance,
         'ebv': ebv,
         'galaxy': _galaxy_info(galaxy),
         'out_of_domain_fraction': fraction,
         'version': __version__,
     }
-    members = []
-    for name, ndd in maps.items():
-        ndd.meta.update(meta)
-        members.append((name, ndd))
-    return NDCollection(members, aligned_axes='all', meta=dict(meta, flags=meta_flags))
+
+
+def _map_mask(flags):
+    """Masked map pixels from MAP_FLAGS."""
+    # A band missing at a pixel (partial coverage) is flagged, not masked: the
+    # model predicts from the other bands there (or flags it out of domain)
+    return (flags & ~MAP_FLAGS['MISSING_INPUT']) != 0
 
 
 def _predict(model, table):
@@ -571,9 +619,7 @@ def _make_maps(prediction, flags, y, x, wcs, shape):
         finite &= np.isfinite(value) & np.isfinite(error)
         values[name] = (value, error)
     flags[y[~finite], x[~finite]] |= MAP_FLAGS['NO_PREDICTION']
-    # A band missing at a pixel (partial coverage) is flagged, not masked: the
-    # model predicts from the other bands there (or flags it out of domain)
-    mask = (flags & ~MAP_FLAGS['MISSING_INPUT']) != 0
+    mask = _map_mask(flags)
     maps = {}
     for name, unit in targets.items():
         data = np.full(shape, np.nan)

@@ -13,6 +13,7 @@ one and whose ``meta['pixel_scale']`` holds the pixel size (a Quantity).
 """
 
 import os
+from functools import partial
 
 import astropy.units as u
 import numpy as np
@@ -21,6 +22,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.stats import gaussian_fwhm_to_sigma
 from astropy.wcs.utils import proj_plane_pixel_scales
+from scipy import fft as _scipy_fft
 from scipy.special import erf
 
 from .bands import get_band
@@ -78,6 +80,27 @@ files are not part of the package."""
 
 # Relative tolerance below which two FWHMs count as equal (no convolution)
 _FWHM_RTOL = 1e-3
+
+
+def _workers(parallel):
+    """Thread count from a ``parallel=`` option: False/None/1 -> 1, True -> all cores."""
+    if parallel is None or parallel is False:
+        return 1
+    if parallel is True:
+        return os.cpu_count() or 1
+    if isinstance(parallel, (int, np.integer)) and not isinstance(parallel, bool) \
+            and parallel >= 1:
+        return int(parallel)
+    raise ValueError(f'parallel must be True, False or a number of threads >= 1, '
+                     f'got {parallel!r}.')
+
+
+def _fft_kwargs(workers):
+    """convolve_fft options for scipy's FFT, threaded over ``workers``."""
+    # scipy's pocketfft releases the GIL and splits multi-dimensional
+    # transforms over threads; numpy's (astropy's default) does neither
+    return dict(fftn=partial(_scipy_fft.fftn, workers=workers),
+                ifftn=partial(_scipy_fft.ifftn, workers=workers))
 
 
 def _default_window():
@@ -460,7 +483,7 @@ def kernel_quality(source_psf, kernel, target_psf):
     n = max(a.shape[0] for a in (source_psf, kernel, target_psf))
     source_psf, target_psf = _pad_to(source_psf, n), _pad_to(target_psf, n)
     result = convolve_fft(source_psf, kernel, normalize_kernel=False, boundary='fill',
-                          fill_value=0.0)
+                          fill_value=0.0, **_fft_kwargs(1))
     return float(np.abs(result - target_psf).sum())
 
 
@@ -470,7 +493,7 @@ def _pixel_scale(wcs):
 
 
 def match_psf(image, target, *, kernel=None, source=None, window=None,
-              regularization=1e-4, psf_dir=None, min_coverage=0.5):
+              regularization=1e-4, psf_dir=None, min_coverage=0.5, parallel=False):
     """
     Convolve an image to a broader PSF.
 
@@ -505,6 +528,9 @@ def match_psf(image, target, *, kernel=None, source=None, window=None,
     min_coverage : float, optional
         Minimum kernel-weighted fraction of good pixels for an output pixel
         to be unmasked.
+    parallel : bool or int, optional
+        Threads for the FFTs (scipy's): False for one, True for all cores,
+        or a number. The result does not depend on it.
 
     Returns
     -------
@@ -532,6 +558,7 @@ def match_psf(image, target, *, kernel=None, source=None, window=None,
     >>> matched.meta['psf_fwhm'], round(float(matched.data.sum()), 4)
     (<Quantity 18. arcsec>, 1.0)
     """
+    workers = _workers(parallel)
     image = _parse_image(image)
     pixel_scale = _pixel_scale(image.wcs)
     src_fwhm = image.meta.get('psf_fwhm')
@@ -558,7 +585,7 @@ def match_psf(image, target, *, kernel=None, source=None, window=None,
                                     regularization=regularization, psf_dir=psf_dir)
         kernel_arr, quality = made.data, made.meta['quality']
     data, variance, mask = _convolve(image, kernel_arr, min_coverage,
-                                     image.meta.get('systematic_error', 0.0))
+                                     image.meta.get('systematic_error', 0.0), workers)
     out = CCDData(data, unit=image.unit, wcs=image.wcs.deepcopy(), meta=dict(image.meta),
                   uncertainty=None if variance is None else StdDevUncertainty(np.sqrt(variance)),
                   mask=mask)
@@ -584,27 +611,38 @@ def _user_kernel(kernel, pixel_scale):
     return _normalised(array, 'kernel')
 
 
-def _convolve(image, kernel, min_coverage, systematic):
+def _convolve(image, kernel, min_coverage, systematic, workers=1):
     data = np.asarray(image.data, dtype=float)
     nan = ~np.isfinite(data)
     bad = _bad_pixels(data, image.mask)
-    good = (~bad).astype(float)
     filled = np.where(bad, 0.0, data)
     kwargs = dict(normalize_kernel=False, boundary='fill', fill_value=0.0,
-                  nan_treatment='fill', allow_huge=True)
+                  nan_treatment='fill', allow_huge=True, **_fft_kwargs(workers))
+    # Three convolutions are the minimum: good-pixel weights and data share the
+    # kernel but astropy returns only the real part of one array per call, and
+    # the variance needs the squared kernel. In-place steps keep the number of
+    # full-size temporaries (and the memory peak) low.
+    var = None
+    if image.uncertainty is not None:
+        var = np.square(np.asarray(image.uncertainty.array, dtype=float))
+        var -= np.square(systematic * filled)  # keep the independent part
+        np.maximum(var, 0.0, out=var)
+        var[bad] = 0.0
+        np.nan_to_num(var, copy=False, nan=0.0)
     # Kernel-weighted mean of the good pixels (astropy's NaN interpolation,
     # written out so that the variance below uses the same weights)
-    coverage = convolve_fft(good, kernel, **kwargs)
+    coverage = convolve_fft(~bad, kernel, **kwargs)
     with np.errstate(invalid='ignore', divide='ignore'):
-        result = convolve_fft(filled, kernel, **kwargs) / coverage
+        result = convolve_fft(filled, kernel, **kwargs)
+        del filled
+        result /= coverage
     variance = None
-    if image.uncertainty is not None:
-        var = np.asarray(image.uncertainty.array, dtype=float) ** 2
-        var = np.maximum(var - (systematic * filled) ** 2, 0.0)  # the independent part
-        var = np.nan_to_num(np.where(bad, 0.0, var), nan=0.0)
+    if var is not None:
+        variance = convolve_fft(var, kernel ** 2, **kwargs)
+        del var
         with np.errstate(invalid='ignore', divide='ignore'):
-            variance = (convolve_fft(var, kernel ** 2, **kwargs) / coverage ** 2
-                        + (systematic * result) ** 2)
+            variance /= np.square(coverage)
+        variance += np.square(systematic * result)
     mask = (coverage < min_coverage) | nan
     result[nan] = np.nan
     result[coverage <= 0] = np.nan

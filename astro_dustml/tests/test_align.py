@@ -116,3 +116,49 @@ def test_ngc5584_aligned_photometry(shared_data):
     for band in bands:
         flux = np.nansum(aligned[band].data[inside]) * pixel_sr * 1e6
         assert flux == pytest.approx(float(row[band]), rel=0.05)
+
+
+def _three_bands():
+    wise = _point_source('WISE_3.4', 1.375, 151, 5.79)
+    nuv = _point_source('GALEX_NUV', 1.5, 141, 5.05)
+    spire = _point_source('WISE_12', 1.375, 151, 6.6)
+    wise.mask = np.zeros(wise.shape, bool)
+    wise.mask[60:64, 70:80] = True     # a masked star
+    nuv.data[3, 3] = np.nan
+    return {'WISE_3.4': wise, 'GALEX_NUV': nuv, 'WISE_12': spire}
+
+
+def test_parallel_equals_serial():
+    images = _three_bands()
+    before = {b: (im.data.copy(), dict(im.meta)) for b, im in images.items()}
+    serial = align_images(images, pixel_scale=3 * u.arcsec)
+    threaded = align_images(images, pixel_scale=3 * u.arcsec, parallel=2)
+    for band in images:
+        a, b = serial[band], threaded[band]
+        assert np.array_equal(a.data, b.data, equal_nan=True)
+        assert np.array_equal(a.uncertainty.array, b.uncertainty.array, equal_nan=True)
+        assert np.array_equal(a.mask, b.mask)
+        # inputs untouched (data and meta)
+        assert np.array_equal(images[band].data, before[band][0], equal_nan=True)
+        assert images[band].meta == before[band][1]
+
+
+def test_one_stacked_reprojection_equals_three():
+    """Data, sigma and good-pixel map reprojected together == one call each."""
+    from reproject import reproject_adaptive
+    from astro_dustml.align import _reproject
+    image = _three_bands()['WISE_3.4']
+    out_wcs, shape = _wcs(4.0, 45), (45, 45)
+    member = _reproject(image, out_wcs, shape, 'hann', 0.5)
+    kwargs = dict(shape_out=shape, kernel='hann', conserve_flux=False,
+                  boundary_mode='constant', boundary_fill_value=0.0)
+    bad = image.mask | ~np.isfinite(image.data)
+    good, footprint = reproject_adaptive((1.0 - bad, image.wcs), out_wcs, **kwargs)
+    num, _ = reproject_adaptive((np.where(bad, 0, image.data), image.wcs), out_wcs, **kwargs)
+    err, _ = reproject_adaptive((np.where(bad, 0, image.uncertainty.array), image.wcs),
+                                out_wcs, **kwargs)
+    weight = np.where(footprint > 0, good, 0.0)
+    inside = weight > 0
+    assert np.array_equal(member.data[inside], num[inside] / weight[inside])
+    assert np.array_equal(member.uncertainty.array[inside], err[inside] / weight[inside])
+    assert np.array_equal(member.mask, ~(weight > 0.5) | ~np.isfinite(member.data))

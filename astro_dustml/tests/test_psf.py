@@ -144,3 +144,39 @@ def test_real_psfs(shared_data):
                                   psf_dir=psf_dir)
     assert kernel.meta['quality'] < 0.15
     assert kernel.data.sum() == pytest.approx(1)
+
+
+def _masked_noisy_image(n=180):
+    rng = np.random.default_rng(11)
+    image = _point_source(n=n)
+    image.data[:] += rng.normal(0, 0.05, image.shape)
+    image.data[5, 7] = np.nan
+    image.mask = np.zeros(image.shape, bool)
+    image.mask[40:46, 60:63] = True
+    image.uncertainty = StdDevUncertainty(np.abs(rng.normal(0.05, 0.01, image.shape)))
+    image.meta['systematic_error'] = 0.03
+    return image
+
+
+def test_threaded_fft_equals_serial_and_direct_convolution():
+    """FFT threads do not change the result; the result is the direct convolution."""
+    from astropy.convolution import convolve
+    image = _masked_noisy_image()
+    serial = match_psf(image, 18.2 * u.arcsec)
+    threaded = match_psf(image, 18.2 * u.arcsec, parallel=2)
+    assert np.array_equal(serial.data, threaded.data, equal_nan=True)
+    assert np.array_equal(serial.uncertainty.array, threaded.uncertainty.array,
+                          equal_nan=True)
+    assert np.array_equal(serial.mask, threaded.mask)
+    # independent truth: direct (non-FFT) convolution of the same weights
+    kernel = make_matching_kernel(6.6 * u.arcsec, 18.2 * u.arcsec,
+                                  pixel_scale=1.375 * u.arcsec).data
+    bad = ~np.isfinite(image.data) | image.mask
+    direct = dict(boundary='fill', fill_value=0.0, normalize_kernel=False,
+                  nan_treatment='fill')
+    coverage = convolve((~bad).astype(float), kernel, **direct)
+    expected = convolve(np.where(bad, 0.0, image.data), kernel, **direct) / coverage
+    good = ~serial.mask
+    np.testing.assert_allclose(serial.data[good], expected[good], rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match='parallel'):
+        match_psf(image, 18.2 * u.arcsec, parallel=0)
