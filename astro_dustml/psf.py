@@ -642,7 +642,7 @@ def _convolve(image, kernel, min_coverage, systematic, workers=1):
         del var
         with np.errstate(invalid='ignore', divide='ignore'):
             variance /= np.square(coverage)
-        variance += np.square(systematic * result)
+            variance += np.square(systematic * result)
     mask = (coverage < min_coverage) | nan
     result[nan] = np.nan
     result[coverage <= 0] = np.nan
