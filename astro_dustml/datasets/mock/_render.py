@@ -30,6 +30,8 @@ class _Geometry:
         self.h = semimajor.to_value(u.arcsec) / 4  # disc scale length (arcsec)
         self.q = axis_ratio
         self.pa = position_angle.to_value(u.rad)
+        self.finest = _FINEST  # arcsec
+        self.reference_step = _REFERENCE_STEP
 
     def _offsets(self, wcs, shape, oversample, rows=None):
         """Sky offsets (arcsec) of the subpixel centres, of pixel rows ``rows=(y0, y1)``."""
@@ -53,7 +55,7 @@ class _Geometry:
 
     def _grid(self, wcs, shape):
         scale = _pixel_scale(wcs)
-        oversample = max(1, int(np.ceil(scale.to_value(u.arcsec) / _FINEST)))
+        oversample = max(1, int(np.ceil(scale.to_value(u.arcsec) / self.finest)))
         return scale, oversample
 
     @staticmethod

@@ -12,7 +12,7 @@ import numpy as np
 from astropy.table import Table
 
 from ...bands import BANDS, INPUT_BANDS
-from ._render import _REFERENCE_STEP, _fir_flux, _Geometry, _tan_wcs
+from ._render import _fir_flux, _Geometry, _tan_wcs
 
 __all__ = []
 
@@ -55,6 +55,10 @@ class _TemplateModel(_Geometry):
     def __init__(self, rng, *, stellar_mass, dust_recipe, pattern, n_templates, bulge,
                  **geometry):
         super().__init__(**geometry)
+        # The smallest structures (clumps, bulge) are a fixed fraction of the
+        # disc: large galaxies need no finer sampling than that
+        self.finest = max(self.finest, self.h / 15)
+        self.reference_step = max(self.reference_step, self.h / 30 * u.arcsec)
         lib = _library()
         # Regions of a galaxy borrow the SEDs of real galaxies of about its
         # stellar mass, so the global scaling relations with mass hold
@@ -146,8 +150,9 @@ class _TemplateModel(_Geometry):
 
     def normalise(self, fov):
         """Set the stellar mass in the field; keep the mass per template for total fluxes."""
-        n = int(np.ceil(fov.to_value(u.arcsec) / _REFERENCE_STEP.to_value(u.arcsec)))
-        wcs = _tan_wcs(self.center, _REFERENCE_STEP, (n, n))
+        step = self.reference_step
+        n = int(np.ceil((fov / step).decompose().value))
+        wcs = _tan_wcs(self.center, step, (n, n))
         self._mass_norm = 1.0
         ones = np.eye(len(self.templates))
         per_template = self._mix(wcs, (n, n), ones, 1, 1.0).sum(axis=(1, 2))
@@ -156,7 +161,7 @@ class _TemplateModel(_Geometry):
 
     def _grid_cell(self, wcs, shape):
         scale, oversample = self._grid(wcs, shape)
-        cell = ((scale / oversample) ** 2 / _REFERENCE_STEP ** 2).decompose().value
+        cell = ((scale / oversample) ** 2 / self.reference_step ** 2).decompose().value
         return scale, oversample, cell
 
     def band_maps(self, wcs, shape, bands, distance):
