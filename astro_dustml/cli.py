@@ -6,6 +6,7 @@ Sub-commands::
     astro-dustml estimate IMAGE.fits ... -o maps.fits [--plot maps.png]
     astro-dustml models list
     astro-dustml models download [NAME ...]
+    astro-dustml build-table GALAXIES.ecsv -o pixels.parquet [--scales 18arcsec 1kpc]
     astro-dustml train TABLE --targets sLd sMd Td --groups galaxy -o MODEL_DIR
     astro-dustml example OUTDIR
 
@@ -111,11 +112,17 @@ def _parser():
                                      'cache (all of them by default).')
     dl.add_argument('names', nargs='*', metavar='NAME', help='models to fetch')
 
+    _build_table_parser(sub)
+
     train = sub.add_parser(
         'train', help='train a model from a pixel or global SED table',
-        description='Train a DustModel from an SED table file with target columns (an '
-                    'astropy-readable file, e.g. ECSV or FITS, in the astro_dustml.sed '
-                    'schema) and save it as a model folder.')
+        description='Train a DustModel from an SED table file with target columns (a '
+                    'Parquet pixel table of build-table, or an astropy-readable file, e.g. '
+                    'ECSV or FITS, in the astro_dustml.sed schema) and save it as a model '
+                    'folder. A Parquet pixel table is read in float32 with only the '
+                    'columns the model needs; its rows are weighted 1/N_pixels per galaxy '
+                    'and scale, the log pixel scale is a feature, and the grouped '
+                    'cross-validation table (overall and per scale) is printed.')
     train.add_argument('table', metavar='TABLE', help='training table file')
     train.add_argument('--targets', nargs='+', default=['sLd', 'sMd', 'Td'],
                        metavar='TARGET', help='target columns (default: sLd sMd Td)')
@@ -130,6 +137,7 @@ def _parser():
     train.add_argument('-o', '--output', required=True, metavar='MODEL_DIR',
                        help='output model folder')
     train.add_argument('--overwrite', action='store_true', help='replace an existing folder')
+    _train_pixel_options(train)
 
     ex = sub.add_parser('example', help='write the bundled mock galaxy as FITS images',
                         description='Write a mock galaxy with known dust maps, imaged in '
@@ -226,6 +234,8 @@ def _train(args):
 
     from .bands import INPUT_BANDS
     from .model import DustModel
+    if _is_parquet(args.table):
+        return _train_pixels(args)
     table = QTable.read(args.table)
     missing = [c for c in [*args.targets, args.groups] if c not in table.colnames]
     if missing:
@@ -233,6 +243,8 @@ def _train(args):
                          f'{", ".join(table.colnames[:12])}...).')
     bands = args.bands or [b for b in INPUT_BANDS if b in table.colnames]
     model = DustModel(bands=bands, n_estimators=args.n_estimators, random_state=args.seed)
+    if args.cv_folds:
+        _print_cv(table, args, model, weights=None)
     model.fit(table, targets=args.targets, groups=args.groups)
     model.card['name'] = args.name or Path(args.output).name
     model.card['description'] = args.description
@@ -241,6 +253,160 @@ def _train(args):
     print(f'wrote {args.output} ({len(table)} rows, '
           f'{len(set(table[args.groups]))} groups, targets {", ".join(args.targets)})')
     return 0
+
+
+# --- build-table and pixel training (resolved training, astro_dustml.training) ---
+
+def _build_table_parser(sub):
+    build = sub.add_parser(
+        'build-table', help='build a multi-scale pixel table (Parquet) from a galaxy list',
+        description='Read the images of every galaxy of a list (ECSV: name, files, '
+                    'distance, ra, dec, semimajor, optional axis_ratio, position_angle, '
+                    'ebv, bands, truth, gaia, sLd/sMd/Td), one galaxy at a time, and '
+                    'write its pixel SEDs and true dust properties at each scale to one '
+                    'Parquet file, with a summary (.summary.ecsv) of what was written, '
+                    'skipped and why, or failed.')
+    build.add_argument('galaxies', metavar='GALAXIES', help='galaxy list (ECSV)')
+    build.add_argument('-o', '--output', required=True, metavar='PIXELS.parquet',
+                       help='output Parquet file')
+    build.add_argument('--scales', nargs='+', metavar='SCALE',
+                       default=['36arcsec', '25arcsec', '18arcsec', '150pc', '400pc',
+                                '1kpc', '3kpc'],
+                       help='scales: labels of the paper (36arcsec 25arcsec 18arcsec 150pc '
+                            '400pc 1kpc 3kpc, the default) or resolutions, e.g. 12arcsec')
+    build.add_argument('--bands', nargs='+', metavar='BAND',
+                       help='band columns (default: the 18 model inputs)')
+    build.add_argument('--global', dest='include_global', action='store_true',
+                       help='also write a global row per galaxy (needs its sLd/sMd/Td)')
+    build.add_argument('--overwrite', action='store_true', help='replace existing outputs')
+    build.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def _train_pixel_options(train):
+    train.add_argument('--cv-folds', type=int, metavar='N',
+                       help='grouped cross-validation folds run and printed before the '
+                            'final fit (default: 4 for a Parquet pixel table, 0 otherwise)')
+    train.add_argument('--scales', nargs='+', metavar='LABEL',
+                       help='train on these scales of a Parquet table only (default: all)')
+    train.add_argument('--max-pixels', type=int, metavar='N',
+                       help='at most N random pixels per galaxy and scale (bounds memory; '
+                            'the weights keep each galaxy at one per scale)')
+    train.add_argument('--no-scale-feature', action='store_true',
+                       help='do not use log10(pixel_scale_pc) as a feature (Parquet tables)')
+
+
+def _is_parquet(path):
+    return str(path).lower().endswith(('.parquet', '.pq'))
+
+
+def _build_table(args):
+    from .bands import INPUT_BANDS
+    from .training import SCALES, build_training_table, read_galaxy_list
+    scales = [s if s in SCALES else _quantity(s, ('angle', 'length'), '--scales')
+              for s in args.scales]
+    galaxies = read_galaxy_list(args.galaxies)
+    summary = build_training_table(galaxies, scales=scales, output=args.output,
+                                   bands=args.bands or INPUT_BANDS,
+                                   include_global=args.include_global,
+                                   overwrite=args.overwrite, progress=not args.no_progress)
+    status = list(summary['status'])
+    ok = summary[summary['status'] == 'ok']
+    print(f"wrote {summary.meta['n_rows']} rows of {len(set(ok['galaxy']))} galaxies "
+          f"({len(ok)} galaxy-scales) to {args.output}; {status.count('skipped')} skipped, "
+          f"{status.count('failed')} failed (see {Path(args.output).name.split('.')[0]}"
+          '.summary.ecsv)')
+    return 0 if summary.meta['n_rows'] else 1
+
+
+def _train_pixels(args):
+    import numpy as np
+
+    from .bands import INPUT_BANDS
+    from .model import DustModel
+    from .training import fit_resolved, pixel_weights, read_training_table
+    if args.bands:
+        bands = args.bands
+    else:  # the model inputs the table has
+        import pyarrow.parquet as pq
+        names = set(pq.read_schema(args.table).names)
+        bands = [b for b in INPUT_BANDS if b in names]
+    columns = ['pixel_area', 'pixel_scale_pc', *bands, *[f'{b}_flag' for b in bands],
+               *args.targets]
+    table = read_training_table(args.table, columns=columns, scales=args.scales)
+    if len(table) == 0:
+        raise ValueError(f'{args.table} has no rows' + (f' at scales {args.scales}'
+                                                        if args.scales else '') + '.')
+    if args.groups != 'galaxy':
+        raise _UsageError('a Parquet pixel table is grouped by its galaxy column; '
+                          'leave --groups at galaxy.')
+    if args.max_pixels:
+        table = table[_subsample(table, args.max_pixels, args.seed)]
+    model = DustModel(bands=list(bands), n_estimators=args.n_estimators,
+                      random_state=args.seed, include_scale=not args.no_scale_feature)
+    folds = 4 if args.cv_folds is None else args.cv_folds
+    cv = None
+    if folds:
+        cv = _print_cv(table, args, model, weights=pixel_weights(table), folds=folds)
+    model = fit_resolved(table, args.targets, model=model)
+    model.card['name'] = args.name or Path(args.output).name
+    model.card['description'] = args.description
+    model.card['training']['sample'] = str(args.table)
+    if cv is not None:
+        model.card['cv_metrics'] = {
+            'overall': _metric_rows(cv.metrics), 'per_scale': _metric_rows(cv.per_scale)}
+    model.save(args.output, overwrite=args.overwrite)
+    print(f'wrote {args.output} ({len(table)} rows, {len(np.unique(table["galaxy"]))} '
+          f'galaxies, {len(np.unique(table["scale"]))} scales, targets '
+          f'{", ".join(args.targets)})')
+    return 0
+
+
+def _subsample(table, n, seed):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    keys = np.char.add(np.char.add(np.asarray(table['galaxy'], str), '|'),
+                       np.asarray(table['scale'], str))
+    _, inverse = np.unique(keys, return_inverse=True)
+    order = np.lexsort((rng.random(len(table)), inverse))
+    rank = np.empty(len(table), int)
+    starts = np.r_[0, np.flatnonzero(np.diff(inverse[order])) + 1]
+    counts = np.diff(np.r_[starts, len(table)])
+    rank[order] = np.arange(len(table)) - np.repeat(starts, counts)
+    return np.sort(np.flatnonzero(rank < n))
+
+
+def _metric_rows(metrics):
+    return [{k: (v.item() if hasattr(v, 'item') else v) for k, v in zip(metrics.colnames, row)}
+            for row in metrics]
+
+
+def _print_cv(table, args, model, *, weights, folds=None):
+    folds = folds or args.cv_folds
+    if 'scale' in table.colnames:
+        from .training import cross_validate_resolved
+        cv = cross_validate_resolved(table, args.targets, model=model, n_splits=folds,
+                                     random_state=args.seed)
+        print(f'grouped {folds}-fold cross-validation (folds by galaxy across scales):')
+        _print_metrics(cv.metrics)
+        print('per scale:')
+        _print_metrics(cv.per_scale)
+        return cv
+    from .validation import cross_validate
+    cv = cross_validate(table, args.targets, groups=args.groups, n_splits=folds, model=model,
+                        random_state=args.seed)
+    print(f'grouped {folds}-fold cross-validation (folds by {args.groups}):')
+    _print_metrics(cv.metrics)
+    return cv
+
+
+def _print_metrics(metrics):
+    shown = metrics[[c for c in ('scale', 'target', 'unit', 'n_galaxies', 'n_rows', 'rmse',
+                                 'rmse_err', 'r2', 'me', 'chi2', 'rmse_between',
+                                 'rmse_within') if c in metrics.colnames]]
+    for c in shown.colnames:
+        if shown[c].dtype.kind == 'f':
+            shown[c].info.format = '.3f'
+    shown.pprint_all()
 
 
 def _example(args):
@@ -273,7 +439,7 @@ def _example(args):
 
 
 _COMMANDS = {'estimate': _estimate, 'models': _models, 'train': _train,
-             'example': _example}
+             'build-table': _build_table, 'example': _example}
 
 
 def main(argv=None):
