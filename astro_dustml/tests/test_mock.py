@@ -5,7 +5,7 @@ from astropy.coordinates import SkyCoord
 from astropy.modeling import fitting, models
 from astropy.table import Table
 
-from astro_dustml.bands import INPUT_BANDS, get_band
+from astro_dustml.bands import get_band
 from astro_dustml.datasets import make_mock_galaxy, make_mock_survey
 
 CENTER = SkyCoord(150.0, 2.0, unit='deg')
@@ -101,7 +101,7 @@ def test_one_template_galaxy_is_that_template():
     np.testing.assert_allclose(truth['sLd'][inner].value, row['sLd'], atol=1e-6)
     np.testing.assert_allclose(truth['sMd'][inner].value, row['sMd'], atol=1e-6)
     np.testing.assert_allclose(truth['Td'][inner].value, row['Td'], atol=1e-6)
-    assert mock.properties['global']['Td'].to_value(u.K) == pytest.approx(row['Td'])
+    assert mock.global_truth['Td'].to_value(u.K) == pytest.approx(row['Td'])
 
 
 def test_truth_of_a_mixture_is_the_sum_of_its_parts():

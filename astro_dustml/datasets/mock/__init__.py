@@ -36,7 +36,10 @@ the relation seen in real galaxies (Dobbels & Baes 2021 train on it):
   divided, as the images are.
 - **Far infrared** (beyond 30 micron; the templates stop at 22 micron): a
   modified black body (beta = 1.79) at each template's ``Td`` carrying 65% of
-  its dust luminosity; MIPS 24 is extrapolated from WISE 12 and 22.
+  the luminosity of its dust mass heated by ``Umin = (Td / 18.3 K)**5.79``
+  (200 Lsun/Msun per unit Umin: the THEMIS relations of the catalogue), so
+  the far infrared traces ``Mdust`` and ``Td``; MIPS 24 is extrapolated from
+  WISE 12 and 22.
 
 ``dust_recipe='analytic'`` keeps the earlier synthetic recipe (two fixed
 stellar templates, dust heated by them; see ``_analytic.py``), whose colours
@@ -45,6 +48,7 @@ lie outside real galaxies'.
 `make_mock_survey` yields many different mock galaxies, one at a time.
 """
 
+from ._render import _tan_wcs  # noqa: F401 (the tests' WCS helper)
 from .galaxy import *  # noqa: F401,F403
 from .galaxy import __all__ as _galaxy_all
 from .survey import *  # noqa: F401,F403

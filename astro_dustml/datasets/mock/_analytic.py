@@ -114,6 +114,11 @@ class _AnalyticModel(_Geometry):
         """Total flux density (Jy) in the field, without PSF."""
         return float(_band_flux(band, *self.reference, distance).sum())
 
+    def extensive(self, wcs, shape, fwhm):
+        """Per-pixel stellar mass (Msun), dust luminosity (Lsun) and dust mass (Msun)."""
+        old, young, ldust, mdust = self.smooth(self._raw_maps(wcs, shape), fwhm)
+        return old + young, ldust, mdust
+
     def truth(self, wcs, shape, fwhm):
         """sLd, sMd, Td on a grid at a resolution (ratios of smoothed extensive maps)."""
         old, young, ldust, mdust = self.smooth(self._raw_maps(wcs, shape), fwhm)

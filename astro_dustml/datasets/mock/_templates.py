@@ -12,7 +12,7 @@ import numpy as np
 from astropy.table import Table
 
 from ...bands import BANDS, INPUT_BANDS
-from ._render import _fir_flux, _Geometry, _tan_wcs
+from ._render import _LD_PER_MD_PER_UMIN, _fir_flux, _Geometry, _tan_wcs
 
 __all__ = []
 
@@ -45,8 +45,12 @@ def _template_sed(lib, band):
         slope = (np.log(wave) - np.log(waves[i])) / (np.log(waves[j]) - np.log(waves[i]))
         a, b = (np.asarray(lib[INPUT_BANDS[k]], dtype=float) for k in (i, j))
         return 10 ** (a + slope * (b - a))
-    return _fir_flux(band, 10 ** np.asarray(lib['sLd'], dtype=float),
-                     np.asarray(lib['Td'], dtype=float), _TEMPLATE_DISTANCE)
+    # Far infrared from the dust mass and temperature: the luminosity of dust
+    # heated by Umin(Td) (THEMIS relation of the catalogue), as the analytic
+    # recipe and the package's far-infrared predictions have it
+    td = np.asarray(lib['Td'], dtype=float)
+    heated = 10 ** np.asarray(lib['sMd'], dtype=float) * _LD_PER_MD_PER_UMIN * (td / 18.3) ** 5.79
+    return _fir_flux(band, heated, td, _TEMPLATE_DISTANCE)
 
 
 class _TemplateModel(_Geometry):
@@ -176,12 +180,18 @@ class _TemplateModel(_Geometry):
         dilution = (_TEMPLATE_DISTANCE / distance).decompose().value ** 2
         return float(self.reference @ _template_sed(self.templates, band) * dilution)
 
-    def truth(self, wcs, shape, fwhm):
-        """sLd, sMd and Md-weighted Td from the smoothed extensive maps."""
+    def _extensive(self, wcs, shape, fwhm):
         scale, oversample, cell = self._grid_cell(wcs, shape)
         raw = self._mix(wcs, shape, self._truth_columns, oversample, cell)
-        mstar, ldust, mdust, mdust_td = self.smooth((list(raw), scale, oversample), fwhm)
-        return _ratios(mstar, ldust, mdust, mdust_td)
+        return self.smooth((list(raw), scale, oversample), fwhm)
+
+    def extensive(self, wcs, shape, fwhm):
+        """Per-pixel stellar mass (Msun), dust luminosity (Lsun) and dust mass (Msun)."""
+        return self._extensive(wcs, shape, fwhm)[:3]
+
+    def truth(self, wcs, shape, fwhm):
+        """sLd, sMd and Md-weighted Td from the smoothed extensive maps."""
+        return _ratios(*self._extensive(wcs, shape, fwhm))
 
     def global_truth(self):
         """sLd, sMd, Td of the whole field."""
@@ -193,4 +203,3 @@ def _ratios(mstar, ldust, mdust, mdust_td):
         return {'sLd': np.log10(ldust / mstar) * u.dex,
                 'sMd': np.log10(mdust / mstar) * u.dex,
                 'Td': mdust_td / mdust * u.K}
-

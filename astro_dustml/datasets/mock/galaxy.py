@@ -80,6 +80,11 @@ class MockGalaxy:
         return self._model.truth(wcs, shape, fwhm)
 
     @property
+    def global_truth(self):
+        """``sLd``, ``sMd``, ``Td`` of the whole field (``properties['global']``)."""
+        return dict(self.properties['global'])
+
+    @property
     def truth(self):
         """The true maps on the WISE 3.4 micron grid and resolution, as NDData."""
         band = 'WISE_3.4' if 'WISE_3.4' in self.images else next(iter(self.images))
