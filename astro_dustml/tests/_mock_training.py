@@ -72,3 +72,11 @@ def trained_model():
     model.fit(training_table(), targets=('sLd', 'sMd', 'Td'), groups='block')
     model.card['name'] = 'mock-test'
     return model
+
+
+def compare_with_truth(maps, truth, name):
+    """Estimated values, true values and sigmas of a map's unmasked pixels."""
+    ndd = maps[name]
+    good = ~ndd.mask
+    return (ndd.data[good], truth[name].to_value(ndd.unit)[good],
+            ndd.uncertainty.array[good])

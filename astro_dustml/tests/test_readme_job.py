@@ -17,6 +17,7 @@ import pytest
 from astro_dustml.cli import main
 from astro_dustml.datasets import make_mock_galaxy
 from astro_dustml.estimate import read_dust_maps
+from astro_dustml.tests._mock_training import compare_with_truth
 
 
 @pytest.fixture(scope='module')
@@ -46,15 +47,11 @@ def readme_job(tmp_path_factory):
 @pytest.mark.parametrize('name', ['sLd', 'sMd', 'Td'])
 def test_default_model_on_readme_job_is_honest(readme_job, name):
     maps, truth = readme_job
-    ndd = maps[name]
-    good = ~ndd.mask
-    assert good.sum() > 30
-    true = truth[name].to_value(ndd.unit)[good]
-    pred = ndd.data[good]
-    sigma = ndd.uncertainty.array[good]
+    pred, true, sigma = compare_with_truth(maps, truth, name)
+    assert len(pred) > 30
     chi2 = np.mean(((pred - true) / sigma) ** 2)
     offset = np.median(pred - true)
-    print(f'{name}: {good.sum()} pixels, chi2 {chi2:.2f}, median offset {offset:+.3f}, '
+    print(f'{name}: {len(pred)} pixels, chi2 {chi2:.2f}, median offset {offset:+.3f}, '
           f'median sigma {np.median(sigma):.3f}, rmse {np.sqrt(np.mean((pred - true) ** 2)):.3f}')
     assert 0.5 <= chi2 <= 2, chi2
     assert abs(offset) <= np.median(sigma), (offset, np.median(sigma))
