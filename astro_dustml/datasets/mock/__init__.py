@@ -30,9 +30,11 @@ the relation seen in real galaxies (Dobbels & Baes 2021 train on it):
   ``Mstar = sum(m_k)``, ``Ldust = sum(m_k 10**sLd_k)``,
   ``Mdust = sum(m_k 10**sMd_k)``, with ``m_k`` the stellar mass of template
   k in the pixel; ``sLd = log10(Ldust / Mstar)``, ``sMd = log10(Mdust /
-  Mstar)`` and ``Td`` is the dust-mass-weighted mean of the templates'
-  ``Td``. A pixel made of one template has exactly that galaxy's catalogue
-  values. At a coarser resolution the extensive maps are smoothed first, then
+  Mstar)``, and ``Td`` is the temperature of the dust-mass-weighted mean
+  radiation field, ``Td = (sum(Md_k Td_k**5.79) / sum(Md_k))**(1 / 5.79)``
+  (THEMIS: ``Umin ~ Td**5.79``; the far-infrared emission adds up the same
+  way). A pixel made of one template has exactly that template's values.
+  At a coarser resolution the extensive maps are smoothed first, then
   divided, as the images are.
 - **Far infrared** (beyond 30 micron; the templates stop at 22 micron): a
   modified black body (beta = 1.79) at each template's ``Td`` carrying 65% of

@@ -20,6 +20,7 @@ DUST_RECIPES = ('star_formation', 'dust_mass', 'temperature')
 PATTERNS = ('arms', 'clumps', 'bar', 'smooth')
 _TEMPLATE_DISTANCE = 10 * u.Mpc
 _EDGE = 0.15  # softness of the region boundaries, in units of the region size
+_UMIN_POWER = 5.79  # THEMIS: Umin = (Td / 18.3 K)**5.79
 _CHUNK = 200_000  # subpixels per block (bounds the memory of the mixture weights)
 
 
@@ -49,7 +50,8 @@ def _template_sed(lib, band):
     # heated by Umin(Td) (THEMIS relation of the catalogue), as the analytic
     # recipe and the package's far-infrared predictions have it
     td = np.asarray(lib['Td'], dtype=float)
-    heated = 10 ** np.asarray(lib['sMd'], dtype=float) * _LD_PER_MD_PER_UMIN * (td / 18.3) ** 5.79
+    heated = (10 ** np.asarray(lib['sMd'], dtype=float) * _LD_PER_MD_PER_UMIN
+              * (td / 18.3) ** _UMIN_POWER)
     return _fir_flux(band, heated, td, _TEMPLATE_DISTANCE)
 
 
@@ -78,7 +80,7 @@ class _TemplateModel(_Geometry):
         props = self.templates
         self._truth_columns = np.column_stack([
             np.ones(len(props)), 10 ** props['sLd'], 10 ** props['sMd'],
-            10 ** props['sMd'] * props['Td']])
+            10 ** props['sMd'] * np.asarray(props['Td']) ** _UMIN_POWER])
         h = self.h
         n_clumps = 40 if pattern == 'clumps' else 20
         self.clump_r = rng.uniform(0.3, 3.2, n_clumps) * h
@@ -190,7 +192,7 @@ class _TemplateModel(_Geometry):
         return self._extensive(wcs, shape, fwhm)[:3]
 
     def truth(self, wcs, shape, fwhm):
-        """sLd, sMd and Md-weighted Td from the smoothed extensive maps."""
+        """sLd, sMd and Td from the smoothed extensive maps."""
         return _ratios(*self._extensive(wcs, shape, fwhm))
 
     def global_truth(self):
@@ -198,8 +200,9 @@ class _TemplateModel(_Geometry):
         return {k: v[()] for k, v in _ratios(*(self.reference @ self._truth_columns)).items()}
 
 
-def _ratios(mstar, ldust, mdust, mdust_td):
+def _ratios(mstar, ldust, mdust, mdust_umin):
+    # Td of a mixture: that of the dust-mass-weighted mean Umin, Umin ~ Td**5.79
     with np.errstate(divide='ignore', invalid='ignore'):
         return {'sLd': np.log10(ldust / mstar) * u.dex,
                 'sMd': np.log10(mdust / mstar) * u.dex,
-                'Td': mdust_td / mdust * u.K}
+                'Td': (mdust_umin / mdust) ** (1 / _UMIN_POWER) * u.K}
