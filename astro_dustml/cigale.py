@@ -27,6 +27,7 @@ from astropy.io import ascii
 from astropy.table import QTable, Table
 
 from .bands import BANDS, INPUT_BANDS, get_band
+from .dust_emission import TD_UMIN1, UMIN_POWER
 from .sed import FLAG_MASKED, FLAG_MISSING, _value_flags
 
 __all__ = ['write_cigale_input', 'write_cigale_ini', 'read_cigale_results', 'run_cigale',
@@ -34,8 +35,7 @@ __all__ = ['write_cigale_input', 'write_cigale_ini', 'read_cigale_results', 'run
 
 # Td = 18.3 K * Umin**(1/5.79): THEMIS dust heated by the interstellar
 # radiation field, as used for the DustPedia CIGALE catalogue (Nersesian+2019)
-_TD_UMIN1 = 18.3 * u.K
-_TD_POWER = 1 / 5.79
+_TD_POWER = 1 / UMIN_POWER
 
 # Units of pcigale's output columns (SI, masses of stars in Msun); results.fits
 # carries them in its header, results.txt does not
@@ -70,7 +70,7 @@ def dust_temperature(umin):
     """
     umin = u.Quantity(umin, u.one).value
     with np.errstate(invalid='ignore', divide='ignore'):
-        return _TD_UMIN1 * np.power(umin, _TD_POWER)
+        return TD_UMIN1 * np.power(umin, _TD_POWER)
 
 
 def _cigale_ids(table):

@@ -40,7 +40,7 @@ from ndcube import NDCollection
 from scipy.ndimage import distance_transform_edt
 from scipy.sparse import csr_matrix
 
-from .cigale import _TD_POWER
+from .dust_emission import UMIN_POWER
 from .psf import _pixel_scale, gaussian_psf
 from .sed import _celestial
 
@@ -195,8 +195,8 @@ def _degrade_all(values, mstar, degrader):
                              'map in the prediction.')
         mdust = 10 ** values['sMd'] * mstar
         with np.errstate(divide='ignore', invalid='ignore'):
-            ratio = degrader(mdust * values['Td'] ** (1 / _TD_POWER)) / degrader(mdust)
-            out['Td'] = ratio ** _TD_POWER
+            ratio = degrader(mdust * values['Td'] ** UMIN_POWER) / degrader(mdust)
+            out['Td'] = ratio ** (1 / UMIN_POWER)
     return out
 
 

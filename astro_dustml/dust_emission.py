@@ -34,8 +34,9 @@ from scipy.special import gamma, zeta
 from .bands import FIR_BANDS, get_band
 from .filters import band_average, read_filter
 
-__all__ = ['BETA', 'KAPPA_0', 'KAPPA_WAVELENGTH', 'kappa', 'modified_black_body',
-           'dust_luminosity', 'colour_correction', 'band_flux']
+__all__ = ['BETA', 'KAPPA_0', 'KAPPA_WAVELENGTH', 'TD_UMIN1', 'UMIN_POWER', 'kappa',
+           'modified_black_body', 'dust_luminosity', 'colour_correction', 'band_flux',
+           'mass_weighted_temperature']
 
 BETA = 1.79
 """Emissivity index of THEMIS big grains (Nersesian et al. 2019)."""
@@ -43,6 +44,10 @@ KAPPA_0 = 0.64 * u.m ** 2 / u.kg
 """Mass absorption coefficient at `KAPPA_WAVELENGTH` (THEMIS; Bianchi et al. 2019)."""
 KAPPA_WAVELENGTH = 250 * u.micron
 """Reference wavelength of `KAPPA_0`."""
+TD_UMIN1 = 18.3 * u.K
+"""THEMIS dust temperature at ``Umin = 1``: ``Td = TD_UMIN1 * Umin**(1 / UMIN_POWER)``."""
+UMIN_POWER = 4 + BETA
+"""``Umin ~ Ld / Md ~ Td**UMIN_POWER`` (THEMIS; Nersesian et al. 2019)."""
 
 _H_K = (const.h / const.k_B).to_value(u.s * u.K)
 _2H_C2 = (2 * const.h / const.c ** 2).to_value(u.J * u.s ** 3 / u.m ** 2)
@@ -250,3 +255,41 @@ def band_flux(band, mass, temperature, distance, *, beta=BETA, filter_dir=None):
                                    filter_dir)
     return (per_mass * u.Quantity(mass).to_value(u.Msun)
             / u.Quantity(distance).to_value(u.Mpc) ** 2) * u.Jy
+
+
+def mass_weighted_temperature(mass, temperature, *, axis=None):
+    """
+    Temperature of a mixture of dust components, as THEMIS adds them up.
+
+    ``Umin ~ Td**5.79`` and ``Ld ~ Md Umin``, so the mixture's temperature is
+    the one of its dust-mass weighted mean ``Umin``:
+    ``Td = (sum(Md_i Td_i**5.79) / sum(Md_i))**(1 / 5.79)``.  The
+    constrained maps, the mock galaxies and global values summed from pixels
+    all aggregate temperatures this way.
+
+    Parameters
+    ----------
+    mass : array or `~astropy.units.Quantity`
+        Dust masses (any unit; only ratios matter).
+    temperature : array or `~astropy.units.Quantity`
+        Temperatures (K when a plain array).
+    axis : int, optional
+        Axis to aggregate over; default all.
+
+    Returns
+    -------
+    Td : `~astropy.units.Quantity`
+        The mixture's temperature in K (NaN where the mass is zero).
+
+    Examples
+    --------
+    >>> from astro_dustml.dust_emission import mass_weighted_temperature
+    >>> t = mass_weighted_temperature([1., 3.], [30., 20.])
+    >>> round(float(t.value), 2)  # warmer than the mass-weighted mean of Td, 22.5 K
+    24.66
+    """
+    mass = u.Quantity(mass).value
+    t = u.Quantity(temperature, u.K).value
+    with np.errstate(invalid='ignore', divide='ignore'):
+        mean = np.sum(mass * t ** UMIN_POWER, axis=axis) / np.sum(mass, axis=axis)
+        return mean ** (1 / UMIN_POWER) * u.K

@@ -22,6 +22,7 @@ import astropy.units as u
 import numpy as np
 from astropy.table import QTable
 
+from .dust_emission import mass_weighted_temperature
 from .training import TARGETS, pixel_weights, scale_metrics
 from .validation import _new_axes
 
@@ -255,9 +256,10 @@ def global_from_pixels(table, predictions, *, stellar_mass='stellar_mass', targe
     The extensive quantities add up: ``Mdust = sum(10**sMd * Mstar)`` and
     ``Ldust = sum(10**sLd * Mstar)`` over the pixels of a galaxy at a scale,
     with ``Mstar`` the stellar mass of each pixel; the global temperature is
-    the dust-mass-weighted mean ``sum(Mdust_i * Td_i) / sum(Mdust_i)`` (the
-    cold dust that holds the mass sets the global temperature of a
-    modified-black-body fit more than the luminous warm dust does).  The
+    that of the dust-mass weighted mean radiation field,
+    ``(sum(Mdust_i * Td_i**5.79) / sum(Mdust_i))**(1 / 5.79)``
+    (`~astro_dustml.dust_emission.mass_weighted_temperature`, the THEMIS
+    aggregation the mocks and the constrained maps use too).  The
     global ``sMd`` and ``sLd`` are then ``log10(Mdust / sum(Mstar))``.
     Pixels without a finite prediction or stellar mass are left out (their
     number is in ``n_missing``).
@@ -290,8 +292,8 @@ def global_from_pixels(table, predictions, *, stellar_mass='stellar_mass', targe
     ...             'stellar_mass': [1e9, 3e9] * u.Msun})
     >>> p = QTable({'sLd': [0., 0.] * u.dex, 'sMd': [-3., -2.] * u.dex, 'Td': [30., 20.] * u.K})
     >>> g = global_from_pixels(t, p)
-    >>> float(g['Mdust'][0].value), round(float(g['Td'][0].value), 3)  # (30 + 600) / 31
-    (31000000.0, 20.323)
+    >>> float(g['Mdust'][0].value), round(float(g['Td'][0].value), 2)
+    (31000000.0, 20.94)
     """
     if len(predictions) != len(table):
         raise ValueError(f'predictions has {len(predictions)} rows, the table {len(table)}; '
@@ -322,8 +324,8 @@ def global_from_pixels(table, predictions, *, stellar_mass='stellar_mass', targe
         ld = 10 ** sld[good] * ms if sld is not None else np.array([np.nan])
         total_md = md.sum() if 'sMd' in targets or 'Td' in targets else np.nan
         total_ld = ld.sum() if 'sLd' in targets else np.nan
-        temp = (np.sum(md * td[good]) / total_md if 'Td' in targets and total_md > 0
-                else np.nan)
+        temp = (mass_weighted_temperature(md, td[good]).value
+                if 'Td' in targets and total_md > 0 else np.nan)
         galaxy, scale = key.split('\n')
         with np.errstate(divide='ignore', invalid='ignore'):
             rows.append([galaxy, scale, ms.sum(), total_md, total_ld,

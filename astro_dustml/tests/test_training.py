@@ -25,8 +25,10 @@ SEMIMAJOR = 30 * u.arcsec
 
 @functools.lru_cache(maxsize=None)
 def mock(seed, distance=10):
+    # The analytic recipe: smooth maps, so resampled truth can be compared tightly
     return make_mock_galaxy(bands=BANDS, seed=seed, fov=FOV, semimajor=SEMIMAJOR,
-                            distance=distance * u.Mpc, name=f'mock{seed}')
+                            distance=distance * u.Mpc, name=f'mock{seed}',
+                            dust_recipe='analytic')
 
 
 def small_model(**kw):

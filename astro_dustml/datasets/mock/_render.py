@@ -11,6 +11,8 @@ from scipy.integrate import trapezoid
 from scipy.ndimage import gaussian_filter
 from scipy.special import erf
 
+from ...dust_emission import TD_UMIN1, UMIN_POWER
+
 __all__ = []
 
 _FINEST = 0.5  # arcsec: images are computed on pixels at most this large
@@ -83,7 +85,7 @@ def _temperature(ld_per_md):
     """THEMIS dust temperature from Ldust/Mdust (DustPedia CIGALE catalogue relation)."""
     umin = np.asarray(ld_per_md) / _LD_PER_MD_PER_UMIN
     with np.errstate(invalid='ignore'):
-        return 18.3 * umin ** (1 / 5.79) * u.K
+        return TD_UMIN1 * umin ** (1 / UMIN_POWER)
 
 
 def _smooth_and_bin(array, sigma, oversample):

@@ -12,6 +12,7 @@ import numpy as np
 from astropy.table import Table
 
 from ...bands import BANDS, INPUT_BANDS
+from ...dust_emission import TD_UMIN1, UMIN_POWER
 from ._render import _LD_PER_MD_PER_UMIN, _fir_flux, _Geometry, _tan_wcs
 
 __all__ = []
@@ -20,7 +21,6 @@ DUST_RECIPES = ('star_formation', 'dust_mass', 'temperature')
 PATTERNS = ('arms', 'clumps', 'bar', 'smooth')
 _TEMPLATE_DISTANCE = 10 * u.Mpc
 _EDGE = 0.15  # softness of the region boundaries, in units of the region size
-_UMIN_POWER = 5.79  # THEMIS: Umin = (Td / 18.3 K)**5.79
 _CHUNK = 200_000  # subpixels per block (bounds the memory of the mixture weights)
 
 
@@ -51,7 +51,7 @@ def _template_sed(lib, band):
     # recipe and the package's far-infrared predictions have it
     td = np.asarray(lib['Td'], dtype=float)
     heated = (10 ** np.asarray(lib['sMd'], dtype=float) * _LD_PER_MD_PER_UMIN
-              * (td / 18.3) ** _UMIN_POWER)
+              * (td / TD_UMIN1.to_value(u.K)) ** UMIN_POWER)
     return _fir_flux(band, heated, td, _TEMPLATE_DISTANCE)
 
 
@@ -80,7 +80,7 @@ class _TemplateModel(_Geometry):
         props = self.templates
         self._truth_columns = np.column_stack([
             np.ones(len(props)), 10 ** props['sLd'], 10 ** props['sMd'],
-            10 ** props['sMd'] * np.asarray(props['Td']) ** _UMIN_POWER])
+            10 ** props['sMd'] * np.asarray(props['Td']) ** UMIN_POWER])
         h = self.h
         n_clumps = 40 if pattern == 'clumps' else 20
         self.clump_r = rng.uniform(0.3, 3.2, n_clumps) * h
@@ -205,4 +205,4 @@ def _ratios(mstar, ldust, mdust, mdust_umin):
     with np.errstate(divide='ignore', invalid='ignore'):
         return {'sLd': np.log10(ldust / mstar) * u.dex,
                 'sMd': np.log10(mdust / mstar) * u.dex,
-                'Td': (mdust_umin / mdust) ** (1 / _UMIN_POWER) * u.K}
+                'Td': (mdust_umin / mdust) ** (1 / UMIN_POWER) * u.K}
