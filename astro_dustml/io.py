@@ -348,12 +348,17 @@ def _parse_collection(images, *, bands=None, units=None):
         out[band] = image
     if not out:
         raise ValueError('The collection holds no images.')
-    unknown = sorted(set(units) - set(out))
+    _check_unit_bands(units, out)
+    return out
+
+
+def _check_unit_bands(units, bands):
+    """units= may only name bands that are in the collection."""
+    unknown = sorted(set(units) - set(bands))
     if unknown:
         raise ValueError(f'units= names bands not in the collection: {unknown}; the '
-                         f'collection has {sorted(out)}. Drop those entries or fix their '
+                         f'collection has {sorted(bands)}. Drop those entries or fix their '
                          'band names.')
-    return out
 
 
 def make_collection(images, *, bands=None, units=None, aligned=False, meta=None):

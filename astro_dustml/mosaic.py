@@ -50,7 +50,7 @@ from .estimate import (MAP_FLAGS, TARGETS, _align_target, _check_arguments,
                        _pixel_flags, _predict, _prepare, _progress, _reference_box,
                        _resolve_model, _select_bands, _sign_flipped, _uncovered_bands,
                        _valid_counts, _warn_out_of_domain, _warn_unused, write_dust_maps)
-from .io import _band_key, _pair_uncertainty_maps, _parse_collection
+from .io import _band_key, _check_unit_bands, _pair_uncertainty_maps, _parse_collection
 from .prepare import OUTPUT_UNIT
 from .psf import _FWHM_RTOL, _pixel_scale, make_matching_kernel
 from .sed import _usable, make_pixel_table
@@ -106,11 +106,7 @@ def _band_sources(images, bands, units):
             raise ValueError(f'Two images are in band {band}; pass one image per band.')
         out[band] = dict(images=group, bands=group_bands,
                          units={band: units[band]} if band in units else None)
-    unknown = sorted(set(units) - set(out))
-    if unknown:
-        raise ValueError(f'units= names bands not in the collection: {unknown}; the '
-                         f'collection has {sorted(out)}. Drop those entries or fix their '
-                         'band names.')
+    _check_unit_bands(units, out)
     return out
 
 
