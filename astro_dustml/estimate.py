@@ -5,7 +5,10 @@ From UV–MIR images to dust maps in one call, and the dust-map FITS format.
 `~astro_dustml.prepare.prepare_images` -> optional foreground-star masking
 (`astro_dustml.stars`) -> `~astro_dustml.align.align_images` ->
 `~astro_dustml.sed.make_pixel_table` -> ``DustModel.predict`` -> maps.
-Each step is also usable on its own.
+Each step is also usable on its own. Without star masking, the bands go
+through preparation, PSF matching and reprojection one at a time (the
+target PSF and grid are planned from the headers first), so that the
+memory peak stays below three times the input image stack.
 
 The output is an `~ndcube.NDCollection` with members ``sLd``, ``sMd`` (dex)
 and ``Td`` (K), each a `~astropy.nddata.CCDData` on the common WCS with a
@@ -16,6 +19,7 @@ boolean mask. ``maps.meta['flags']`` says why a pixel is masked (bits of
 
 import warnings
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 import astropy.units as u
 import numpy as np
@@ -26,13 +30,14 @@ from ndcube import NDCollection
 from . import __version__, conf
 from . import stars as _stars
 from ._checks import _positive_quantity
-from .align import align_images
+from .align import _align_one, _plan, align_images
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .dustmap_io import read_dust_maps, write_dust_maps
 from .exceptions import AstroDustMLWarning, OutOfDomainWarning
 from .features import valid_bands
 from .io import _parse_collection
-from .prepare import _inside, _parse_galaxy, _sky_circle, prepare_images
+from .prepare import OUTPUT_UNIT, _inside, _parse_galaxy, _sky_circle, prepare_images
+from .psf import _workers
 from .registry import get_model
 from .sed import FLAG_MASKED, FLAG_MISSING, _as_wcs, _usable, make_pixel_table
 
@@ -316,6 +321,88 @@ def _align(prepared, *, resolution, pixel_scale, distance, parallel=False):
     return _crop_to_reference(aligned)
 
 
+def _grid_plan(images, *, resolution, pixel_scale, distance):
+    """
+    `_align`'s target PSF and grid from the bands' headers, or None if planning fails.
+
+    The prepared images keep the parsed ones' grids and PSF FWHMs, so the
+    plan needs no pixel. A failure is left to the all-bands path, which
+    raises it after the same checks as before.
+    """
+    stand_ins = {band: SimpleNamespace(
+        shape=im.shape, wcs=im.wcs, unit=OUTPUT_UNIT,
+        meta={'psf_fwhm': (im.meta or {}).get('psf_fwhm', get_band(band).fwhm)})
+        for band, im in images.items()}
+    target = {'target': None, 'resolution': None, **_align_target(resolution)}
+    try:
+        return _plan(stand_ins, **target, distance=distance, pixel_scale=pixel_scale,
+                     footprint='union', output_wcs=None, shape_out=None)
+    except (ValueError, TypeError, u.UnitsError):
+        return None
+
+
+def _same_plan(a, b):
+    """Two `_grid_plan` results give the same aligned images."""
+    return (a[1] == b[1] and a[3] == b[3] and tuple(a[5]) == tuple(b[5])
+            and a[4].to_header_string() == b[4].to_header_string())
+
+
+def _prepare_align_by_band(selected, *, ebv, region, resolution, pixel_scale, distance,
+                           parallel=False):
+    """
+    `_prepare`, `_sign_flipped` and `_align` one band at a time.
+
+    The same images as the all-bands chain, but only one band's
+    full-resolution arrays are alive at a time: the target PSF and the grid
+    are planned from the headers first. Returns ``(grids, aligned, flipped)``
+    (``grids``: band -> its full-resolution grid, for `_coverage`), or None
+    when the plan fails (the all-bands chain then raises the error).
+    """
+    bands = dict(selected)
+    plan = _grid_plan(bands, resolution=resolution, pixel_scale=pixel_scale,
+                      distance=distance)
+    if plan is None:
+        return None
+    workers = _workers(parallel)
+    flipped = {}
+    while True:
+        target_spec, target_fwhm, fwhms, scale, out_wcs, out_shape = plan
+        members, grids, meta, found = [], {}, {}, {}
+        for band, image in bands.items():
+            prepared = _prepare({band: image}, ebv=ebv, region=region)
+            meta = prepared.meta
+            found.update(_sign_flipped(prepared, region))
+            if band in found:
+                continue
+            prepared = prepared[band]
+            grids[band] = SimpleNamespace(shape=prepared.shape, wcs=prepared.wcs)
+            prepared.meta['band'] = band  # as align_images' own copy of the member
+            member = _align_one(band, prepared, fwhms[band], target_spec, target_fwhm,
+                                psf_dir=None, out_wcs=out_wcs.deepcopy(),
+                                out_shape=out_shape, kernel='hann', max_masked=0.5,
+                                workers=workers)
+            del prepared  # the full-resolution arrays go before the next band
+            member.meta.update(psf_fwhm=target_fwhm, pixel_scale=scale)
+            members.append((band, member))
+        if not found:
+            break
+        # A sign-flipped band is left out: plan again without it, and redo the
+        # bands only if it set the target PSF or widened the grid
+        flipped.update(found)
+        bands = {b: im for b, im in bands.items() if b not in found}
+        replan = _grid_plan(bands, resolution=resolution, pixel_scale=pixel_scale,
+                            distance=distance)
+        if replan is None:
+            return None
+        if _same_plan(plan, replan):
+            break
+        plan = replan
+    meta = dict(meta, psf_fwhm=target_fwhm, pixel_scale=scale.to(u.arcsec), wcs=out_wcs,
+                shape=out_shape, distance=None if distance is None else u.Quantity(distance))
+    aligned = NDCollection(members, aligned_axes='all', meta=meta)
+    return grids, _crop_to_reference(aligned), flipped
+
+
 def _align_target(resolution):
     """align_images keywords for ``resolution=``: a physical FWHM (needs the distance) or not."""
     if isinstance(resolution, u.Quantity) and resolution.unit.physical_type == 'length':
@@ -495,18 +582,28 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
 
     steps = 5 + (stars is not None)
     with _progress(steps, progress) as bar:
-        prepared = _prepare(selected, ebv=ebv, region=region)
-        flipped = _sign_flipped(prepared, region)
-        if flipped:
+        # Star masking needs every prepared band at once (apertures are fitted
+        # across bands); otherwise one band at a time keeps the memory low
+        staged = None if stars is not None else _prepare_align_by_band(
+            selected, ebv=ebv, region=region, resolution=resolution,
+            pixel_scale=pixel_scale, distance=distance, parallel=parallel)
+        if staged is not None:
+            prepared, aligned, flipped = staged
             unused.update(flipped)
-            prepared = NDCollection([(b, im) for b, im in prepared.items() if b not in flipped],
-                                    meta=prepared.meta)
-        bar.update()
-        if stars is not None:
-            prepared = _mask_stars(prepared, stars, region=region)
             bar.update()
-        aligned = _align(prepared, resolution=resolution, pixel_scale=pixel_scale,
-                         distance=distance, parallel=parallel)
+        else:
+            prepared = _prepare(selected, ebv=ebv, region=region)
+            flipped = _sign_flipped(prepared, region)
+            if flipped:
+                unused.update(flipped)
+                prepared = NDCollection([(b, im) for b, im in prepared.items()
+                                         if b not in flipped], meta=prepared.meta)
+            bar.update()
+            if stars is not None:
+                prepared = _mask_stars(prepared, stars, region=region)
+                bar.update()
+            aligned = _align(prepared, resolution=resolution, pixel_scale=pixel_scale,
+                             distance=distance, parallel=parallel)
         bar.update()
         table = make_pixel_table(aligned, galaxy=name or 'galaxy', region=region,
                                  distance=distance)

@@ -18,7 +18,7 @@ from ndcube import NDCollection
 
 from astro_dustml import __version__
 from astro_dustml.estimate import MAP_FLAGS, estimate_dust_maps
-from astro_dustml.exceptions import OutOfDomainWarning
+from astro_dustml.exceptions import AstroDustMLWarning, OutOfDomainWarning
 from astro_dustml.prepare import _parse_galaxy
 from astro_dustml.tests import _mock_training as mt
 
@@ -244,3 +244,59 @@ def test_progress_bar_off(capsys):
     _estimate(mock.images, mock.galaxy)
     captured = capsys.readouterr()
     assert captured.out == '' and captured.err == ''
+
+
+def test_sign_flipped_worst_psf_band_replans():
+    # WISE 12 has the worst PSF: left out (sign-flipped), it no longer sets
+    # the target, so the maps must be those of the same images without it
+    mock = mt.mock(mt.TEST_SEED)
+    flipped = dict(mock.images)
+    image = flipped['WISE_12']
+    flipped['WISE_12'] = CCDData(-image.data, unit=image.unit, wcs=image.wcs,
+                                 meta=dict(image.meta))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        maps = estimate_dust_maps(flipped, model=mt.trained_model(), galaxy=mock.galaxy,
+                                  distance=mock.galaxy['distance'],
+                                  pixel_scale=mt.PIXEL_SCALE, progress=False)
+    assert any(issubclass(w.category, AstroDustMLWarning) and 'WISE_12' in str(w.message)
+               and 'sign-flipped' in str(w.message) for w in caught)
+    without = {b: im for b, im in mock.images.items() if b != 'WISE_12'}
+    expected, _ = _estimate(without, mock.galaxy)
+    assert 'WISE_12' in maps.meta['unused_bands']
+    assert maps.meta['psf_fwhm'] == expected.meta['psf_fwhm'] < 6.6 * u.arcsec
+    for name in ('sLd', 'sMd', 'Td'):
+        np.testing.assert_array_equal(maps[name].data, expected[name].data)
+        np.testing.assert_array_equal(maps[name].uncertainty.array,
+                                      expected[name].uncertainty.array)
+    np.testing.assert_array_equal(maps.meta['flags'], expected.meta['flags'])
+
+
+def test_peak_memory_below_three_input_stacks():
+    # Issue 15: one band at a time through preparation, PSF matching and
+    # reprojection keeps the peak below 3x the 18-band input stack (it was
+    # ~4.7x with every band prepared at once)
+    import tracemalloc
+
+    from astro_dustml.bands import INPUT_BANDS
+    from astro_dustml.datasets import make_mock_galaxy
+    from astro_dustml.registry import get_model
+
+    fov = 4 * u.arcmin
+    mock = make_mock_galaxy(fov=fov, pixel_scale=fov / 256, seed=1)
+    assert len(mock.images) == len(INPUT_BANDS) == 18
+    stack = sum(np.asarray(im.data).nbytes for im in mock.images.values())
+    galaxy = {k: mock.galaxy[k] for k in ('center', 'semimajor', 'axis_ratio',
+                                          'position_angle', 'distance')}
+    model = get_model(None)  # loaded outside the measurement
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', OutOfDomainWarning)
+            maps = estimate_dust_maps(mock.images, model=model, galaxy=galaxy,
+                                      distance=galaxy['distance'], progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (~maps['Td'].mask).sum() > 10
+    assert peak < 3 * stack, f'peak {peak / stack:.2f} x the input stack'
