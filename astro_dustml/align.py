@@ -282,17 +282,22 @@ def _target(images, target):
 def _align_one(name, image, fwhm, target_spec, target_fwhm, *, psf_dir, out_wcs,
                out_shape, kernel, max_masked, workers=1, fft_lock=None):
     """Match one band to the target PSF and reproject it onto the output grid."""
+    matched = _match_one(name, image, fwhm, target_spec, target_fwhm, psf_dir=psf_dir,
+                         workers=workers, fft_lock=fft_lock)
+    return _reproject(matched, out_wcs, out_shape, kernel, max_masked)
+
+
+def _match_one(name, image, fwhm, target_spec, target_fwhm, *, psf_dir, workers=1,
+               fft_lock=None):
+    """The PSF-matching half of `_align_one`."""
     image.meta['psf_fwhm'] = fwhm  # image is align_images' own (shallow) copy
     if abs(fwhm - target_fwhm) <= _FWHM_RTOL * target_fwhm:
-        matched = image  # already at the target resolution
-    else:
-        with fft_lock or nullcontext():
-            if psf_dir is not None:
-                matched = match_psf(image, target_spec, source=name, psf_dir=psf_dir,
-                                    parallel=workers)
-            else:
-                matched = match_psf(image, target_fwhm, parallel=workers)
-    return _reproject(matched, out_wcs, out_shape, kernel, max_masked)
+        return image  # already at the target resolution
+    with fft_lock or nullcontext():
+        if psf_dir is not None:
+            return match_psf(image, target_spec, source=name, psf_dir=psf_dir,
+                             parallel=workers)
+        return match_psf(image, target_fwhm, parallel=workers)
 
 
 def _reproject(image, out_wcs, out_shape, kernel, max_masked):

@@ -19,6 +19,8 @@ boolean mask. ``maps.meta['flags']`` says why a pixel is masked (bits of
 
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from types import SimpleNamespace
 
 import astropy.units as u
@@ -30,7 +32,7 @@ from ndcube import NDCollection
 from . import __version__, conf
 from . import stars as _stars
 from ._checks import _positive_quantity
-from .align import _align_one, _plan, align_images
+from .align import _match_one, _plan, _reproject, align_images
 from .bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from .dustmap_io import read_dust_maps, write_dust_maps
 from .exceptions import AstroDustMLWarning, OutOfDomainWarning
@@ -364,43 +366,76 @@ def _prepare_align_by_band(selected, *, ebv, region, resolution, pixel_scale, di
     if plan is None:
         return None
     workers = _workers(parallel)
+    # With threads, a band's reprojection runs while the next one is prepared
+    # (never while one is PSF-matched: that is the memory peak)
     flipped = {}
-    while True:
-        target_spec, target_fwhm, fwhms, scale, out_wcs, out_shape = plan
-        members, grids, meta, found = [], {}, {}, {}
-        for band, image in bands.items():
-            prepared = _prepare({band: image}, ebv=ebv, region=region)
-            meta = prepared.meta
-            found.update(_sign_flipped(prepared, region))
-            if band in found:
-                continue
-            prepared = prepared[band]
-            grids[band] = SimpleNamespace(shape=prepared.shape, wcs=prepared.wcs)
-            prepared.meta['band'] = band  # as align_images' own copy of the member
-            member = _align_one(band, prepared, fwhms[band], target_spec, target_fwhm,
-                                psf_dir=None, out_wcs=out_wcs.deepcopy(),
-                                out_shape=out_shape, kernel='hann', max_masked=0.5,
-                                workers=workers)
-            del prepared  # the full-resolution arrays go before the next band
-            member.meta.update(psf_fwhm=target_fwhm, pixel_scale=scale)
-            members.append((band, member))
-        if not found:
-            break
-        # A sign-flipped band is left out: plan again without it, and redo the
-        # bands only if it set the target PSF or widened the grid
-        flipped.update(found)
-        bands = {b: im for b, im in bands.items() if b not in found}
-        replan = _grid_plan(bands, resolution=resolution, pixel_scale=pixel_scale,
-                            distance=distance)
-        if replan is None:
-            return None
-        if _same_plan(plan, replan):
-            break
-        plan = replan
+    with ThreadPoolExecutor(1) if workers > 1 else nullcontext() as pool:
+        while True:
+            members, grids, meta, found = _band_pass(bands, plan, ebv=ebv, region=region,
+                                                     workers=workers, pool=pool)
+            if not found:
+                break
+            # A sign-flipped band is left out: plan again without it, and redo
+            # the bands only if it set the target PSF or widened the grid
+            flipped.update(found)
+            bands = {b: im for b, im in bands.items() if b not in found}
+            replan = _grid_plan(bands, resolution=resolution, pixel_scale=pixel_scale,
+                                distance=distance)
+            if replan is None:
+                return None
+            if _same_plan(plan, replan):
+                break
+            plan = replan
+    _, target_fwhm, _, scale, out_wcs, out_shape = plan
     meta = dict(meta, psf_fwhm=target_fwhm, pixel_scale=scale.to(u.arcsec), wcs=out_wcs,
                 shape=out_shape, distance=None if distance is None else u.Quantity(distance))
     aligned = NDCollection(members, aligned_axes='all', meta=meta)
     return grids, _crop_to_reference(aligned), flipped
+
+
+def _band_pass(bands, plan, *, ebv, region, workers, pool):
+    """
+    One pass of `_prepare_align_by_band` over ``bands`` with ``plan``.
+
+    Returns ``(members, grids, meta, found)``: the aligned members, the
+    prepared grids, the prepared collection's meta and the sign-flipped bands.
+    """
+    target_spec, target_fwhm, fwhms, scale, out_wcs, out_shape = plan
+    done, grids, meta, found = {}, {}, {}, {}
+    pending = None
+    for band, image in bands.items():
+        prepared = _prepare({band: image}, ebv=ebv, region=region)
+        meta = prepared.meta
+        found.update(_sign_flipped(prepared, region))
+        if band in found:
+            continue
+        prepared = prepared[band]
+        grids[band] = SimpleNamespace(shape=prepared.shape, wcs=prepared.wcs)
+        prepared.meta['band'] = band  # as align_images' own copy of the member
+        if pending is not None:
+            pending.result()
+        matched = _match_one(band, prepared, fwhms[band], target_spec, target_fwhm,
+                             psf_dir=None, workers=workers)
+        del prepared  # the full-resolution arrays go before the next band
+        # astropy's WCS is not thread-safe: the task gets its own output WCS
+        task = (band, matched, out_wcs.deepcopy(), out_shape, done)
+        del matched
+        if pool is None:
+            _reproject_member(*task)
+        else:
+            pending = pool.submit(_reproject_member, *task)
+        del task
+    if pending is not None:
+        pending.result()
+    members = [(band, done[band]) for band in grids]
+    for _, member in members:
+        member.meta.update(psf_fwhm=target_fwhm, pixel_scale=scale)
+    return members, grids, meta, found
+
+
+def _reproject_member(band, matched, out_wcs, out_shape, members):
+    """`_align_one`'s reprojection of a PSF-matched band, into ``members[band]``."""
+    members[band] = _reproject(matched, out_wcs, out_shape, 'hann', 0.5)
 
 
 def _align_target(resolution):

@@ -272,10 +272,12 @@ def test_sign_flipped_worst_psf_band_replans():
     np.testing.assert_array_equal(maps.meta['flags'], expected.meta['flags'])
 
 
-def test_peak_memory_below_three_input_stacks():
+@pytest.mark.parametrize('parallel', [False, 2])
+def test_peak_memory_below_three_input_stacks(parallel):
     # Issue 15: one band at a time through preparation, PSF matching and
     # reprojection keeps the peak below 3x the 18-band input stack (it was
-    # ~4.7x with every band prepared at once)
+    # ~4.7x with every band prepared at once); threads overlap only a
+    # reprojection with the next band's preparation
     import tracemalloc
 
     from astro_dustml.bands import INPUT_BANDS
@@ -294,7 +296,8 @@ def test_peak_memory_below_three_input_stacks():
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', OutOfDomainWarning)
             maps = estimate_dust_maps(mock.images, model=model, galaxy=galaxy,
-                                      distance=galaxy['distance'], progress=False)
+                                      distance=galaxy['distance'], progress=False,
+                                      parallel=parallel)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
