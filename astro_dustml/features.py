@@ -259,6 +259,15 @@ def make_features(table, *, bands=INPUT_BANDS, include_intensity=True, include_s
     >>> X.round(3)
     array([[-0.301,  0.   ]])
     """
+    X, names, _ = _features_and_valid(
+        table, bands=bands, include_intensity=include_intensity, include_scale=include_scale,
+        colours=colours, include_snr=include_snr, min_snr=min_snr, bad_flags=bad_flags)
+    return X, names
+
+
+def _features_and_valid(table, *, bands, include_intensity, include_scale, colours,
+                        include_snr, min_snr, bad_flags):
+    """`make_features` plus the `valid_bands` array it is computed from."""
     names = _canonical_bands(bands)
     if REFERENCE_BAND not in table.colnames:
         raise ValueError(
@@ -300,7 +309,10 @@ def make_features(table, *, bands=INPUT_BANDS, include_intensity=True, include_s
             with np.errstate(divide='ignore', invalid='ignore'):
                 snr = np.where(err > 0, np.minimum(fluxes[:, j] / err, SNR_CAP), np.nan)
             cols.append(np.log10(snr) + 0 * ref)
-    X = np.column_stack(cols) if cols else np.empty((len(table), 0))
+    # row-major, as the tree walk reads a row's features together
+    X = np.empty((len(table), len(cols)))
+    for k, col in enumerate(cols):
+        X[:, k] = col
     return X, feature_names(bands=names, include_intensity=include_intensity,
                             include_scale=include_scale, colours=colours,
-                            include_snr=include_snr)
+                            include_snr=include_snr), valid

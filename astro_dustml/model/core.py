@@ -47,7 +47,8 @@ from sklearn.ensemble import RandomForestRegressor
 
 from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from ..exceptions import OutOfDomainWarning
-from ..features import SNR_PREFIX, _canonical_bands, _feature_bands, make_features, valid_bands
+from ..features import (_BAD_FLAGS, SNR_PREFIX, _canonical_bands, _feature_bands,
+                        _features_and_valid)
 from ._forest import _export_forest, _forest_predict, _forest_trees
 from ._groups import _groups_array, _target_values, group_weights
 from ._linear import _fit_linear, _linear_predict
@@ -193,14 +194,11 @@ class DustModel(BaseEstimator):
         return _canonical_bands(self.bands)
 
     def _features(self, table):
-        kw = {} if self.bad_flags is None else {'bad_flags': self.bad_flags}
-        bands = self._band_names()
-        X, names = make_features(table, bands=bands,
-                                 include_intensity=self.include_intensity,
-                                 include_scale=self.include_scale, colours=self.colours,
-                                 include_snr=self.include_snr, min_snr=self.min_snr, **kw)
-        valid = valid_bands(table, bands=bands, min_snr=self.min_snr, **kw)
-        return X, names, valid
+        return _features_and_valid(
+            table, bands=self._band_names(), include_intensity=self.include_intensity,
+            include_scale=self.include_scale, colours=self.colours,
+            include_snr=self.include_snr, min_snr=self.min_snr,
+            bad_flags=_BAD_FLAGS if self.bad_flags is None else self.bad_flags)
 
     def _usable(self, X, valid, bands):
         """Rows with the reference band and enough bands to predict from."""
