@@ -299,18 +299,23 @@ def _prepare(images, *, ebv, region):
     return prepare_images(images, ebv=ebv, galaxy=region)
 
 
-def _mask_stars(prepared, stars, *, region):
+def _foreground_stars(reference, stars, *, region):
+    """The Gaia stars to mask (queried for ``'gaia'``) on the field of ``reference``."""
     if isinstance(stars, str):
         if stars.lower() != 'gaia':
             raise ValueError(f'stars= must be a Gaia table or "gaia", not {stars!r}.')
-        ref = prepared[REFERENCE_BAND]
-        ny, nx = ref.shape
-        center = ref.wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
-        corner = ref.wcs.pixel_to_world(0, 0)
+        ny, nx = reference.shape
+        center = reference.wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
+        corner = reference.wcs.pixel_to_world(0, 0)
         stars = _stars.query_gaia_stars(center, center.separation(corner))
     # Only the galaxy centre goes along: stars.py protects a nucleus around it
-    center = getattr(region, 'center', None)
-    masked, _ = _stars.mask_foreground_stars(prepared, stars, galaxy=center)
+    return _stars.select_foreground_stars(stars, galaxy=getattr(region, 'center', None))
+
+
+def _mask_stars(prepared, stars, *, region):
+    """The prepared images with the foreground stars of ``stars`` masked."""
+    stars = _foreground_stars(prepared[REFERENCE_BAND], stars, region=region)
+    masked, _ = _stars.mask_foreground_stars(prepared, stars, select=False)
     return masked
 
 
@@ -350,13 +355,15 @@ def _same_plan(a, b):
 
 
 def _prepare_align_by_band(selected, *, ebv, region, resolution, pixel_scale, distance,
-                           parallel=False):
+                           stars=None, parallel=False):
     """
-    `_prepare`, `_sign_flipped` and `_align` one band at a time.
+    `_prepare`, `_sign_flipped`, `_mask_stars` and `_align` one band at a time.
 
     The same images as the all-bands chain, but only one band's
     full-resolution arrays are alive at a time: the target PSF and the grid
-    are planned from the headers first. Returns ``(grids, aligned, flipped)``
+    are planned from the headers first, and the star apertures are fitted
+    band after band in `~astro_dustml.stars.fit_star_apertures` order (each
+    band needs only its neighbour's fit). Returns ``(grids, aligned, flipped)``
     (``grids``: band -> its full-resolution grid, for `_coverage`), or None
     when the plan fails (the all-bands chain then raises the error).
     """
@@ -372,18 +379,19 @@ def _prepare_align_by_band(selected, *, ebv, region, resolution, pixel_scale, di
     with ThreadPoolExecutor(1) if workers > 1 else nullcontext() as pool:
         while True:
             members, grids, meta, found = _band_pass(bands, plan, ebv=ebv, region=region,
-                                                     workers=workers, pool=pool)
+                                                     stars=stars, workers=workers, pool=pool)
             if not found:
                 break
             # A sign-flipped band is left out: plan again without it, and redo
-            # the bands only if it set the target PSF or widened the grid
+            # the bands if it set the target PSF or widened the grid, or if
+            # star apertures were fitted from it
             flipped.update(found)
             bands = {b: im for b, im in bands.items() if b not in found}
             replan = _grid_plan(bands, resolution=resolution, pixel_scale=pixel_scale,
                                 distance=distance)
             if replan is None:
                 return None
-            if _same_plan(plan, replan):
+            if stars is None and _same_plan(plan, replan):
                 break
             plan = replan
     _, target_fwhm, _, scale, out_wcs, out_shape = plan
@@ -393,7 +401,7 @@ def _prepare_align_by_band(selected, *, ebv, region, resolution, pixel_scale, di
     return grids, _crop_to_reference(aligned), flipped
 
 
-def _band_pass(bands, plan, *, ebv, region, workers, pool):
+def _band_pass(bands, plan, *, ebv, region, stars, workers, pool):
     """
     One pass of `_prepare_align_by_band` over ``bands`` with ``plan``.
 
@@ -403,13 +411,16 @@ def _band_pass(bands, plan, *, ebv, region, workers, pool):
     target_spec, target_fwhm, fwhms, scale, out_wcs, out_shape = plan
     done, grids, meta, found = {}, {}, {}, {}
     pending = None
-    for band, image in bands.items():
-        prepared = _prepare({band: image}, ebv=ebv, region=region)
+    fitter = None if stars is None else _stars._ApertureFitter(stars, bands)
+    for band in bands if fitter is None else fitter.order:
+        prepared = _prepare({band: bands[band]}, ebv=ebv, region=region)
         meta = prepared.meta
         found.update(_sign_flipped(prepared, region))
         if band in found:
             continue
         prepared = prepared[band]
+        if fitter is not None:
+            prepared = _stars.mask_stars(prepared, fitter.fit(band, prepared))
         grids[band] = SimpleNamespace(shape=prepared.shape, wcs=prepared.wcs)
         prepared.meta['band'] = band  # as align_images' own copy of the member
         if pending is not None:
@@ -427,7 +438,9 @@ def _band_pass(bands, plan, *, ebv, region, workers, pool):
         del task
     if pending is not None:
         pending.result()
-    members = [(band, done[band]) for band in grids]
+    if fitter is not None:
+        fitter.warn_failures()
+    members = [(band, done[band]) for band in bands if band in grids]
     for _, member in members:
         member.meta.update(psf_fwhm=target_fwhm, pixel_scale=scale)
     return members, grids, meta, found
@@ -615,13 +628,12 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     selected, unused = _drop_uninformative(selected)
     _check_overlap(selected)
 
-    steps = 5 + (stars is not None)
-    with _progress(steps, progress) as bar:
-        # Star masking needs every prepared band at once (apertures are fitted
-        # across bands); otherwise one band at a time keeps the memory low
-        staged = None if stars is not None else _prepare_align_by_band(
+    if stars is not None:
+        stars = _foreground_stars(selected[REFERENCE_BAND], stars, region=region)
+    with _progress(5, progress) as bar:
+        staged = _prepare_align_by_band(
             selected, ebv=ebv, region=region, resolution=resolution,
-            pixel_scale=pixel_scale, distance=distance, parallel=parallel)
+            pixel_scale=pixel_scale, distance=distance, stars=stars, parallel=parallel)
         if staged is not None:
             prepared, aligned, flipped = staged
             unused.update(flipped)
@@ -635,8 +647,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
                                          if b not in flipped], meta=prepared.meta)
             bar.update()
             if stars is not None:
-                prepared = _mask_stars(prepared, stars, region=region)
-                bar.update()
+                prepared, _ = _stars.mask_foreground_stars(prepared, stars, select=False)
             aligned = _align(prepared, resolution=resolution, pixel_scale=pixel_scale,
                              distance=distance, parallel=parallel)
         bar.update()

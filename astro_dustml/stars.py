@@ -464,19 +464,43 @@ def fit_star_apertures(images, stars, *, nsigma=1.0, detect_nsigma=3.0, min_radi
     Unit("arcsec")
     """
     parsed = _parse_collection(images)
-    stars = _as_stars(stars)
-    max_radius = u.Quantity(max_radius, u.arcsec).value
-    coords = SkyCoord(stars['ra'], stars['dec'], unit='deg')
-    results, failures, failed_bands = {}, 0, []
-    previous = {}
-    for band, neighbour in _band_order(list(parsed)):
-        image = parsed[band]
+    fitter = _ApertureFitter(stars, parsed, nsigma=nsigma, detect_nsigma=detect_nsigma,
+                             min_radius=min_radius, max_radius=max_radius,
+                             tolerance=tolerance)
+    results = {band: fitter.fit(band, parsed[band]) for band in fitter.order}
+    fitter.warn_failures()
+    return {band: results[band] for band in parsed}
+
+
+class _ApertureFitter:
+    """
+    `fit_star_apertures` one band at a time, in the order of ``self.order``.
+
+    Each band needs only its neighbour's fitted positions and widths, kept
+    here, so a caller can prepare, fit and mask one image at a time.
+    """
+
+    def __init__(self, stars, bands, *, nsigma=1.0, detect_nsigma=3.0, min_radius=1.0,
+                 max_radius=60 * u.arcsec, tolerance=0.3):
+        self.stars = _as_stars(stars)
+        self.coords = SkyCoord(self.stars['ra'], self.stars['dec'], unit='deg')
+        self.neighbour = dict(_band_order(list(bands)))
+        self.order = list(self.neighbour)
+        self.nsigma, self.detect_nsigma, self.tolerance = nsigma, detect_nsigma, tolerance
+        self.min_radius = min_radius
+        self.max_radius = u.Quantity(max_radius, u.arcsec).value
+        self.previous, self.failures, self.failed_bands = {}, 0, []
+
+    def fit(self, band, image):
+        """The apertures (`regions.Regions`) of ``band``, whose neighbour is fitted already."""
+        stars, coords, nsigma = self.stars, self.coords, self.nsigma
+        min_radius, max_radius, tolerance = self.min_radius, self.max_radius, self.tolerance
         info = _image_info(image, band)
         ny, nx = info['data'].shape
         # PSF width in pixels, including the pixel integration
         sigma_psf = np.hypot(info['fwhm'] * gaussian_fwhm_to_sigma / info['scale'],
                              np.sqrt(1 / 12))
-        prior = previous.get(neighbour)
+        prior = self.previous.get(self.neighbour[band])
         x, y = image.wcs.celestial.world_to_pixel(coords if prior is None else prior['coords'])
         x, y = np.atleast_1d(x), np.atleast_1d(y)
         on_image = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
@@ -494,7 +518,7 @@ def fit_star_apertures(images, stars, *, nsigma=1.0, detect_nsigma=3.0, min_radi
             else:
                 bounds = (0.9 * sigma_psf, 3.0 * sigma_psf)
             status, xf, yf, sigma, amplitude, level = _fit_star(
-                info, x[i], y[i], bounds, tol, detect_nsigma)
+                info, x[i], y[i], bounds, tol, self.detect_nsigma)
             if status == 'fit':
                 radius = _radius(amplitude, sigma * info['scale'], nsigma * level,
                                  rmin, max_radius)
@@ -506,9 +530,9 @@ def fit_star_apertures(images, stars, *, nsigma=1.0, detect_nsigma=3.0, min_radi
                 if prior is not None:
                     intrinsic[i] = prior['intrinsic'][i]
             else:
-                failures += 1
-                if band not in failed_bands:
-                    failed_bands.append(band)
+                self.failures += 1
+                if band not in self.failed_bands:
+                    self.failed_bands.append(band)
                 level = level if level is not None else float(np.nanmedian(info['noise']))
                 radius = _magnitude_radius(stars['phot_g_mean_mag'][i], info, nsigma,
                                            min_radius, max_radius, level)
@@ -533,14 +557,15 @@ def fit_star_apertures(images, stars, *, nsigma=1.0, detect_nsigma=3.0, min_radi
         else:
             ra = np.where(on_image, new_coords.ra.deg, coords.ra.deg)
             dec = np.where(on_image, new_coords.dec.deg, coords.dec.deg)
-        previous[band] = {'coords': SkyCoord(ra, dec, unit='deg', frame=coords.frame),
-                          'intrinsic': intrinsic}
-        results[band] = Regions(regions)
-    if failures:
-        warnings.warn(f'{failures} star fit(s) failed (bands: {", ".join(failed_bands)}); '
-                      'their apertures use the radius from the Gaia G magnitude.',
-                      StarMaskingWarning)
-    return {band: results[band] for band in parsed}
+        self.previous[band] = {'coords': SkyCoord(ra, dec, unit='deg', frame=coords.frame),
+                               'intrinsic': intrinsic}
+        return Regions(regions)
+
+    def warn_failures(self):
+        if self.failures:
+            warnings.warn(f'{self.failures} star fit(s) failed (bands: '
+                          f'{", ".join(self.failed_bands)}); their apertures use the radius '
+                          'from the Gaia G magnitude.', StarMaskingWarning)
 
 
 def _copy_image(image, band=None):
