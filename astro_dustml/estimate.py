@@ -440,7 +440,8 @@ def _band_pass(bands, plan, *, ebv, region, stars, workers, pool):
         pending.result()
     if fitter is not None:
         fitter.warn_failures()
-    members = [(band, done[band]) for band in bands if band in grids]
+    grids = {band: grids[band] for band in bands if band in grids}  # input order
+    members = [(band, done[band]) for band in grids]
     for _, member in members:
         member.meta.update(psf_fwhm=target_fwhm, pixel_scale=scale)
     return members, grids, meta, found

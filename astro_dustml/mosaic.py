@@ -7,7 +7,8 @@ with bounded memory, optionally on a Dask cluster (`distributed.Client`):
 1. each band is parsed, checked and prepared on its own (one task per band;
    the sky fit needs the whole band) with estimate_dust_maps' own helpers, so
    it is left out (all zero, constant, sign-flipped) or refused as there, and
-   written to a scratch FITS file;
+   written to a scratch FITS file; with ``stars=``, foreground stars are then
+   masked in those files, band after band, as estimate_dust_maps masks them;
 2. the target PSF and the output grid (the union of the images, as
    `~astro_dustml.align.align_images` plans it with ``footprint='union'``) are
    planned from the headers alone;
@@ -41,15 +42,17 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 from ndcube import NDCollection
 
+from . import stars as _stars
 from .align import _align_one, _plan
 from .bands import REFERENCE_BAND, get_band
 from .estimate import (MAP_FLAGS, TARGETS, _align_target, _check_arguments,
                        _check_not_all_masked, _check_overlap, _check_reference,
                        _check_reference_covered, _coverage, _drop_uninformative,
-                       _explain_all_masked, _make_maps, _map_mask, _maps_meta, _model_bands,
-                       _pixel_flags, _predict, _prepare, _progress, _reference_box,
-                       _resolve_model, _select_bands, _sign_flipped, _uncovered_bands,
-                       _valid_counts, _warn_out_of_domain, _warn_unused, write_dust_maps)
+                       _explain_all_masked, _foreground_stars, _make_maps, _map_mask,
+                       _maps_meta, _model_bands, _pixel_flags, _predict, _prepare, _progress,
+                       _reference_box, _resolve_model, _select_bands, _sign_flipped,
+                       _uncovered_bands, _valid_counts, _warn_out_of_domain, _warn_unused,
+                       write_dust_maps)
 from .io import _band_key, _check_unit_bands, _pair_uncertainty_maps, _parse_collection
 from .prepare import OUTPUT_UNIT
 from .psf import _FWHM_RTOL, _pixel_scale, make_matching_kernel
@@ -137,6 +140,32 @@ def _prepare_band(band, source, *, ebv, region, folder):
     return dict(band=band, path=path, shape=prepared.shape, wcs=prepared.wcs,
                 psf_fwhm=float(meta['psf_fwhm'].to_value(u.arcsec)),
                 systematic_error=meta['systematic_error'])
+
+
+def _mask_band_stars(bands, stars, *, region):
+    """
+    Mask foreground stars in the prepared bands' scratch files, one band at a time.
+
+    As `~astro_dustml.estimate.estimate_dust_maps` does it: apertures fitted
+    band after band in `~astro_dustml.stars.fit_star_apertures` order, before
+    PSF matching.
+    """
+    reference = next(b for b in bands if b['band'] == REFERENCE_BAND)
+    stars = _foreground_stars(SimpleNamespace(shape=reference['shape'], wcs=reference['wcs']),
+                              stars, region=region)
+    by_band = {b['band']: b for b in bands}
+    fitter = _stars._ApertureFitter(stars, by_band)
+    for band in fitter.order:
+        source = by_band[band]
+        with fits.open(source['path'], mode='update') as hdul:
+            image = CCDData(hdul[0].data, unit=OUTPUT_UNIT, wcs=source['wcs'],
+                            uncertainty=StdDevUncertainty(hdul['ERR'].data),
+                            mask=hdul['MASK'].data.astype(bool),
+                            meta={'band': band, 'psf_fwhm': source['psf_fwhm'] * u.arcsec})
+            masked = _stars.mask_stars(image, fitter.fit(band, image))
+            hdul[0].data = masked.data
+            hdul['MASK'].data = masked.mask.astype(np.uint8)
+    fitter.warn_failures()
 
 
 def _cutout_box(band, out_wcs, box):
@@ -244,16 +273,17 @@ def _tiles(shape, tile_shape):
 
 
 def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_dir=None,
-                    model=None, distance=None, ebv=None, galaxy=None, resolution=None,
-                    pixel_scale=None, bands=None, units=None, overwrite=False, progress=True):
+                    model=None, distance=None, ebv=None, galaxy=None, stars=None,
+                    resolution=None, pixel_scale=None, bands=None, units=None,
+                    overwrite=False, progress=True):
     """
     `~astro_dustml.estimate.estimate_dust_maps` on a mosaic, tile by tile.
 
-    Memory is bounded by one band (parsing and preparation), one tile of
-    every band with its margins (estimation) and one output plane (writing),
-    never by the whole stack.
-    The result equals the in-memory call (same grid, flags, bands and checks)
-    up to FFT round-off; foreground star masking (``stars=``) is not done here.
+    Memory is bounded by one band (parsing, preparation and star masking),
+    one tile of every band with its margins (estimation) and one output plane
+    (writing), never by the whole stack.
+    The result equals the in-memory call (same grid, flags, bands, star
+    masks and checks) up to FFT round-off.
 
     Parameters
     ----------
@@ -274,8 +304,10 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
     work_dir : str or path-like, optional
         Folder for the prepared bands (scratch); default a temporary folder,
         removed at the end.
-    model, distance, ebv, galaxy, resolution, pixel_scale, bands, units
-        As in `~astro_dustml.estimate.estimate_dust_maps`.
+    model, distance, ebv, galaxy, stars, resolution, pixel_scale, bands, units
+        As in `~astro_dustml.estimate.estimate_dust_maps`; the star apertures
+        are fitted here, band after band (a chain: each band starts from its
+        neighbour's fit), not on the workers.
     overwrite : bool, optional
         Replace an existing output file.
     progress : bool, optional
@@ -331,6 +363,8 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
         unused = {r['band']: r['unused'] for r in results if 'unused' in r}
         prepared = [r for r in results if 'unused' not in r]
         _check_overlap(_stand_ins(prepared))
+        if stars is not None:
+            _mask_band_stars(prepared, stars, region=region)
         plan = _plan_grid(prepared, resolution=resolution, pixel_scale=pixel_scale,
                           distance=distance)
         tile_shape = tuple(int(t) for t in tile_shape)

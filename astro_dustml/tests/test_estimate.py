@@ -286,6 +286,7 @@ def test_foreground_stars_band_by_band_equals_all_bands(monkeypatch):
         monkeypatch.setattr(estimate_module, '_prepare_align_by_band', lambda *a, **k: None)
         all_bands, _ = _estimate(mock.images, mock.galaxy, stars=mock.stars)
     assert np.any(by_band.meta['flags'] & MAP_FLAGS['MASKED_INPUT'])
+    assert by_band.meta['inputs'] == all_bands.meta['inputs']
     np.testing.assert_array_equal(by_band.meta['flags'], all_bands.meta['flags'])
     for name in ('sLd', 'sMd', 'Td'):
         np.testing.assert_array_equal(by_band[name].data, all_bands[name].data)

@@ -8,6 +8,7 @@ import pytest
 from astropy.io import fits
 
 from astro_dustml.estimate import MAP_FLAGS, estimate_dust_maps, read_dust_maps
+from astro_dustml.exceptions import OutOfDomainWarning
 from astro_dustml.mosaic import _tiles, estimate_mosaic
 from astro_dustml.tests import _mock_training as mt
 from astro_dustml.tests._dask_helpers import local_client
@@ -143,4 +144,26 @@ def test_tiled_equals_in_memory_partial_coverage(tmp_path):
     assert list(maps.meta['unused_bands']) == ['SDSS_g']
     assert meta['unused_bands'] == maps.meta['unused_bands']
     assert meta['shape'] == maps['Td'].shape
+    _assert_same(tmp_path / 'maps.fits', maps)
+
+
+def test_tiled_with_stars_equals_in_memory(tmp_path):
+    # Gaia star masking: the scratch bands are masked with the apertures that
+    # estimate_dust_maps fits, so the star masks and flags stitch exactly
+    from astro_dustml.exceptions import StarMaskingWarning
+
+    mock = mt.mock(21, n_stars=6)
+    paths = []
+    for band, image in mock.images.items():
+        paths.append(str(tmp_path / f'{band}.fits'))
+        fits.PrimaryHDU(image.data, header=image.meta['header']).writeto(paths[-1])
+    model = mt.trained_model()
+    kwargs = dict(galaxy=mock.galaxy, model=model, pixel_scale=mt.PIXEL_SCALE,
+                  stars=mock.stars, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', StarMaskingWarning)
+        warnings.simplefilter('ignore', OutOfDomainWarning)
+        maps = estimate_dust_maps(paths, **kwargs)
+        estimate_mosaic(paths, tmp_path / 'maps.fits', tile_shape=(13, 11), **kwargs)
+    assert np.any(maps.meta['flags'] & MAP_FLAGS['MASKED_INPUT'])
     _assert_same(tmp_path / 'maps.fits', maps)
