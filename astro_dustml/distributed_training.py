@@ -599,6 +599,12 @@ def _export_xgb_forest(booster):
 # ------------------------------------------------------------------- the fits
 
 
+def _quiet():
+    """xgboost without its per-worker messages (the workers inherit this setting)."""
+    import xgboost as xgb
+    return xgb.config_context(verbosity=0)
+
+
 class _Fitter:
     """The passes over the prepared (persisted) feature table, for one model."""
 
@@ -677,13 +683,13 @@ class _Fitter:
             meta=_forest_meta(self.columns))
         dtrain = dxgb.DaskDMatrix(self.client, rows[self.columns], label=rows['label'],
                                   weight=rows['weight'])
-        out = dxgb.train(self.client, _forest_params(self.model, seed), dtrain,
-                         num_boost_round=1, verbose_eval=False)
+        with _quiet():
+            out = dxgb.train(self.client, _forest_params(self.model, seed), dtrain,
+                             num_boost_round=1, verbose_eval=False)
         return _export_xgb_forest(out['booster'])
 
     def fit_sigma(self, target, folds, sigma_folds, oof_means, seed):
         """One Gaussian-NLL booster of log sigma on out-of-fold residuals, calibrated."""
-        import xgboost as xgb
         from xgboost import collective
         model, dxgb = self.model, self.dxgb
         columns = [*self.columns, 'n_bands']
@@ -725,7 +731,7 @@ class _Fitter:
         params = model._xgb_params(seed)
         params.pop('nthread', None)
         params['verbosity'] = 0
-        with xgb.config_context(verbosity=0):
+        with _quiet():
             out = dxgb.train(self.client, params, dfit, num_boost_round=model.sigma_rounds,
                              obj=objective, custom_metric=metric, evals=[(dcal, 'cal')],
                              early_stopping_rounds=_EARLY_STOPPING, verbose_eval=False)
