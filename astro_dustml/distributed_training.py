@@ -41,7 +41,7 @@ from astropy.table import QTable
 
 from .bands import REFERENCE_BAND
 from .features import SNR_PREFIX
-from .model._forest import _booster_trees, _Trees
+from .model._forest import _booster_trees
 from .model._groups import _target_values
 from .model._sigma import _predict_log_sigma
 from .model.core import _CORE_FRACTION
@@ -462,9 +462,8 @@ def _ridge_stats(X, y, w, cell, n_cells, centre):
     Sums over the rows of each cell for a weighted ridge on ``[fill(X), isnan(X)]``.
 
     ``A = [x - centre (0 where missing), missing]``; every fill value and every
-    union of cells is assembled from these sums later (`_ridge_solve`).
+    union of cells is assembled from these sums later (`_ridge_system`).
     """
-    p = X.shape[1]
     finite = np.isfinite(X)
     shifted = np.where(finite, X - centre, 0.0)
     A = np.column_stack([shifted, ~finite]).astype(float)

@@ -207,3 +207,21 @@ def test_clear_errors(client, tmp_path):
     with pytest.raises(ValueError, match='error_weighting'):
         fit_resolved_dask(good, ['Td'], client=client,
                           model=DustModel(bands=['WISE_3.4', 'WISE_4.6'], error_weighting=1))
+
+
+@pytest.mark.slow
+def test_cli_train_dask_local(pixels, tmp_path):
+    """``astro-dustml train 'pixels/*.parquet' --dask local`` writes a loadable model."""
+    from astro_dustml.tests.test_cli import run
+
+    proc = run('train', pixels / '*.parquet', '--dask', 'local', '--targets', 'Td',
+               '--n-estimators', 5, '--no-scale-feature', '-o', tmp_path / 'model')
+    assert proc.returncode == 0, proc.stderr
+    assert 'trained on Dask' in proc.stdout
+    model = DustModel.load(tmp_path / 'model')
+    assert model.card['training']['dask']['n_partitions'] == 3
+    assert model.card['training']['sample'] == str(pixels / '*.parquet')
+    proc = run('train', pixels / '*.parquet', '--dask', 'local', '--cv-folds', 2,
+               '-o', tmp_path / 'other')
+    assert proc.returncode == 2
+    assert 'without cross-validation' in proc.stderr
