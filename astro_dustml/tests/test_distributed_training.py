@@ -16,7 +16,6 @@ from astro_dustml.distributed_training import (_export_xgb_forest, _forest_param
 from astro_dustml.model import DustModel  # noqa: E402
 from astro_dustml.model._forest import _forest_predict  # noqa: E402
 from astro_dustml.model._linear import _fit_linear  # noqa: E402
-from astro_dustml.tests._dask_helpers import local_client  # noqa: E402
 from astro_dustml.tests._mock_training import BANDS, pixel_table  # noqa: E402
 from astro_dustml.training import fit_resolved, pixel_weights, read_training_table  # noqa: E402
 
@@ -32,7 +31,16 @@ def small_model():
 
 @pytest.fixture(scope='module')
 def client():
-    with local_client() as c:
+    import distributed
+
+    # as local_client, with the scheduler's HTTP server on a free loopback port:
+    # another cluster on the machine may hold the default 8787 (a UserWarning)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  protocol='tcp://', host='127.0.0.1',
+                                  dashboard_address=None, worker_dashboard_address=None,
+                                  scheduler_kwargs={'dashboard': False,
+                                                    'dashboard_address': '127.0.0.1:0'}
+                                  ) as cluster, distributed.Client(cluster) as c:
         yield c
 
 
@@ -175,9 +183,10 @@ def test_partitioned_and_never_collected(dask_model, memory_table, gathered):
     assert gathered and max(gathered) < 0.1 * table_bytes
 
 
-def _write(path, **columns):
-    n = 40
-    base = {'galaxy': np.repeat(['a', 'b'], n // 2), 'scale': np.full(n, '3arcsec'),
+def _write(path, n_galaxies=2, **columns):
+    n = 20 * n_galaxies
+    base = {'galaxy': np.repeat([f'g{i}' for i in range(n_galaxies)], 20),
+            'scale': np.full(n, '3arcsec'),
             'WISE_3.4': np.ones(n) * u.Jy, 'WISE_4.6': np.linspace(0.5, 1, n) * u.Jy,
             'WISE_12': np.linspace(0.2, 2, n) * u.Jy, 'pixel_area': np.full(n, 1e-9) * u.sr,
             'Td': np.linspace(20, 30, n) * u.K}
@@ -225,3 +234,18 @@ def test_cli_train_dask_local(pixels, tmp_path):
                '-o', tmp_path / 'other')
     assert proc.returncode == 2
     assert 'without cross-validation' in proc.stderr
+
+
+def test_scales_filter_without_persist(client, tmp_path):
+    """Only the scales asked for are read; the feature table may be recomputed per pass."""
+    n = 80
+    path = _write(tmp_path / 'p.parquet', n_galaxies=4,
+                  scale=np.where(np.arange(n) % 4 == 0, '9arcsec', '3arcsec'),
+                  Td=(20 + 10 * np.random.default_rng(0).random(n)) * u.K)
+    model = DustModel(bands=['WISE_3.4', 'WISE_4.6', 'WISE_12'], n_estimators=5, n_dropout=0,
+                      sigma_rounds=5, n_inner_splits=2)
+    model = fit_resolved_dask(path, 'Td', client=client, model=model, scales=['3arcsec'],
+                              persist=False)
+    assert model.card['training']['scales'] == ['3arcsec']
+    assert model.card['training']['n_rows'] == 60
+    assert np.isfinite(model.predict(QTable.read(path), warn=False)['Td']).all()
