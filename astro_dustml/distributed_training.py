@@ -103,11 +103,33 @@ def fit_resolved_dask(source, targets=TARGETS, *, client=None, model=None, scale
 
     Examples
     --------
+    A table of eight galaxies written to Parquet, fitted on a two-worker cluster:
+
+    >>> import pathlib, tempfile
+    >>> import numpy as np, astropy.units as u
+    >>> from astropy.table import QTable
     >>> from distributed import Client, LocalCluster
+    >>> from astro_dustml.model import DustModel
     >>> from astro_dustml.distributed_training import fit_resolved_dask
-    >>> with LocalCluster(n_workers=2, processes=False,
+    >>> rng = np.random.default_rng(0)
+    >>> n = 400
+    >>> colour = rng.uniform(-1, 1, n)
+    >>> table = QTable({'galaxy': [f'g{i % 8}' for i in range(n)], 'scale': ['18arcsec'] * n,
+    ...                 'WISE_3.4': np.ones(n) * u.Jy, 'WISE_4.6': 10 ** colour * u.Jy,
+    ...                 'WISE_12': 10 ** rng.uniform(-1, 1, n) * u.Jy,
+    ...                 'pixel_area': np.full(n, 1e-9) * u.sr,
+    ...                 'Td': (25 + 5 * colour + rng.normal(0, 0.5, n)) * u.K})
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / 'pixels.parquet'
+    >>> table.write(path)
+    >>> model = DustModel(bands=['WISE_3.4', 'WISE_4.6', 'WISE_12'], n_estimators=10,
+    ...                   n_dropout=0, sigma_rounds=20)
+    >>> with LocalCluster(n_workers=2, processes=False, protocol='tcp://', host='127.0.0.1',
     ...                   dashboard_address=None) as cluster, Client(cluster) as client:
-    ...     model = fit_resolved_dask('pixels.parquet', client=client)  # doctest: +SKIP
+    ...     model = fit_resolved_dask(path, 'Td', client=client, model=model)
+    >>> model.card['training']['dask']['engine']
+    'xgboost.dask'
+    >>> model.predict(table[:1], warn=False)['Td'].unit
+    Unit("K")
     """
     dd, distributed, dxgb = _import_dask()
     client = _get_client(distributed, client)

@@ -19,7 +19,7 @@ memory is ``ru_maxrss`` of the process.
 
 Usage::
 
-    python benchmarks/dask_training.py [--rows 1000000] [--n-estimators 20]
+    python benchmarks/dask_training.py [--rows 1000000] [--n-estimators 20] [--only dask]
 """
 
 import argparse
@@ -110,6 +110,7 @@ def main():
     parser.add_argument('--rows', type=int, default=1_000_000)
     parser.add_argument('--galaxies', type=int, default=200)
     parser.add_argument('--n-estimators', type=int, default=20)
+    parser.add_argument('--only', choices=['dask', 'memory'], help='run one of the two fits')
     parser.add_argument('--fit', choices=['dask', 'memory'], help=argparse.SUPPRESS)
     parser.add_argument('--table', help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -123,7 +124,7 @@ def main():
         print(f'table: {args.rows} rows, {args.galaxies} galaxies, {size:.0f} MB Parquet '
               f'(written in {time.perf_counter() - start:.0f} s); model: '
               f'{args.n_estimators} trees, targets {", ".join(TARGETS)}')
-        for kind in ('dask', 'memory'):
+        for kind in [args.only] if args.only else ['dask', 'memory']:
             out = subprocess.run(
                 [sys.executable, __file__, '--fit', kind, '--table', path,
                  '--n-estimators', str(args.n_estimators)],
