@@ -656,13 +656,14 @@ class _Fitter:
         centre = None
         linear = {}
         if model.linear_base:
+            # sums about the middle of each feature's range: no cancellation in the Gram
             centre = np.nan_to_num(0.5 * (model.feature_min_[self.linear_columns]
-                                          + model.feature_max_[self.linear_columns])
-                                   if hasattr(model, 'feature_min_') else 0.0)
-        ranges = self._map(_cell_stats, target, folds, n_splits, self.linear_columns,
-                           centre if model.linear_base else None)
-        cells = ranges[0]
-        for part in ranges[1:]:
+                                          + model.feature_max_[self.linear_columns]))
+        # sums per cell (fold x copy or not); any training set is a union of cells
+        per_partition = self._map(_cell_stats, target, folds, n_splits, self.linear_columns,
+                                  centre)
+        cells = per_partition[0]
+        for part in per_partition[1:]:
             cells = [_add_stats(a, b) for a, b in zip(cells, part)]
         systems = {}
         for spec in specs:
