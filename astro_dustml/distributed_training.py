@@ -41,9 +41,7 @@ from astropy.table import QTable
 
 from .bands import REFERENCE_BAND
 from .features import SNR_PREFIX
-from .model._forest import _booster_trees
 from .model._groups import _target_values
-from .model._sigma import _predict_log_sigma
 from .model.core import _CORE_FRACTION
 from .training import TARGETS, _default_model, _header
 
@@ -600,21 +598,32 @@ def _export_xgb_forest(booster):
     ``x <= t``), leaf values scaled so that their mean over the trees is the
     booster's prediction.
     """
-    trees = _booster_trees(booster)
     if booster.num_boosted_rounds() != 1:
         raise ValueError('a random forest is one boosting round of parallel trees')
-    base = float(json.loads(booster.save_config())['learner']['learner_model_param']
-                 ['base_score'].strip('[]'))
-    leaf = trees.left == np.arange(len(trees.left))
-    n = trees.n_trees
-    return {'roots': trees.roots.astype(np.int64),
-            'left': np.where(leaf, -1, trees.left).astype(np.int32),
-            'right': np.where(leaf, -1, trees.right).astype(np.int32),
-            'feature': np.where(leaf, -1, trees.feature).astype(np.int16),
-            'threshold': np.where(leaf, -2.0, trees.threshold).astype(np.float64),
-            # xgboost sums the trees (each scaled by 1/n); the arrays average them
-            'value': np.where(leaf, n * trees.value + base, 0.0),
-            'missing_left': np.where(leaf, False, trees.missing_left)}
+    # floats straight to float32: xgboost writes float32 that round-trip
+    learner = json.loads(booster.save_raw('json'), parse_float=np.float32)['learner']
+    base = float(learner['learner_model_param']['base_score'].strip('[]'))
+    trees = learner['gradient_booster']['model']['trees']
+    arrays = {k: [] for k in ('left', 'right', 'feature', 'threshold', 'value',
+                              'missing_left')}
+    roots = np.cumsum([0] + [len(t['left_children']) for t in trees[:-1]])
+    for root, tree in zip(roots, trees):
+        left = np.asarray(tree['left_children'], dtype=np.int64)
+        leaf = left < 0
+        # a leaf's value is its split condition in xgboost's JSON
+        condition = np.asarray(tree['split_conditions'], dtype=np.float32)
+        arrays['left'].append(np.where(leaf, -1, left + root))
+        arrays['right'].append(np.where(leaf, -1, np.asarray(tree['right_children']) + root))
+        arrays['feature'].append(np.where(leaf, -1, tree['split_indices']))
+        arrays['threshold'].append(
+            np.where(leaf, -2.0, np.nextafter(condition, np.float32(-np.inf))))
+        # xgboost sums the trees (each scaled by 1/n); the arrays average them
+        arrays['value'].append(np.where(leaf, len(trees) * condition.astype(float) + base, 0.0))
+        arrays['missing_left'].append(np.asarray(tree['default_left'], dtype=bool) & ~leaf)
+    dtypes = {'left': np.int32, 'right': np.int32, 'feature': np.int16,
+              'threshold': np.float64, 'value': np.float64, 'missing_left': bool}
+    return {'roots': roots.astype(np.int64),
+            **{k: np.concatenate(v).astype(dtypes[k]) for k, v in arrays.items()}}
 
 
 # ------------------------------------------------------------------- the fits
@@ -763,8 +772,7 @@ class _Fitter:
             booster = booster[:best + 1]
         booster.feature_names = None
         booster.feature_types = None
-        trees = _booster_trees(booster)
-        s = np.sum(self._map(_chi2_sums, trees, base, columns, frame=residuals), axis=0)
+        s = np.sum(self._map(_chi2_sums, booster, base, columns, frame=residuals), axis=0)
         chi2 = s[0] / s[1]
         return [booster], {'base_log_sigma': float(base), 'scale': float(np.sqrt(chi2)),
                            'chi2_before': float(chi2),
@@ -893,11 +901,13 @@ def _log_r2_sums(frame, r2_max):
     return np.array([np.sum(w * logr2), w.sum()])
 
 
-def _chi2_sums(frame, trees, base, columns):
+def _chi2_sums(frame, booster, base, columns):
     """Weighted chi^2 sums of the observed rows of the calibration galaxies."""
+    import xgboost as xgb
     sel = (frame['sfold'].to_numpy() == 0) & frame['observed'].to_numpy()
     sub = frame[sel]
-    Xs = sub[columns].to_numpy(dtype=np.float32)
-    log_sigma = _predict_log_sigma(trees, 1, base, Xs)
+    Xs = xgb.DMatrix(sub[columns].to_numpy(dtype=np.float32), missing=np.nan,
+                     base_margin=np.full(len(sub), base))
+    log_sigma = booster.predict(Xs, output_margin=True).astype(float)
     w = sub['weight'].to_numpy()
     return np.array([np.sum(w * sub['r2'].to_numpy() / np.exp(2 * log_sigma)), w.sum()])
