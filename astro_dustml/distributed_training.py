@@ -196,7 +196,7 @@ def fit_resolved_dask(source, targets=TARGETS, *, client=None, model=None, scale
     training['scales'] = sorted(summary['scales'])
     training['dask'] = {
         'engine': 'xgboost.dask', 'n_partitions': len(parts),
-        'n_workers': len(client.scheduler_info()['workers']),
+        'n_workers': len(client.nthreads()),
         'mean_forest': (f'xgboost random forest: {model.n_estimators} trees in one round, '
                         f'subsample {_SUBSAMPLE}, colsample_bynode {model.max_features}, '
                         f'min_child_weight {model.min_samples_leaf}'),

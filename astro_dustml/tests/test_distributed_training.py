@@ -219,12 +219,13 @@ def test_clear_errors(client, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_train_dask_local(pixels, tmp_path):
-    """``astro-dustml train 'pixels/*.parquet' --dask local`` writes a loadable model."""
+def test_cli_train_dask(client, pixels, tmp_path):
+    """``astro-dustml train 'pixels/*.parquet' --dask ADDRESS`` writes a loadable model."""
     from astro_dustml.tests.test_cli import run
 
-    proc = run('train', pixels / '*.parquet', '--dask', 'local', '--targets', 'Td',
-               '--n-estimators', 5, '--no-scale-feature', '-o', tmp_path / 'model')
+    proc = run('train', pixels / '*.parquet', '--dask', client.scheduler.address,
+               '--targets', 'Td', '--n-estimators', 5, '--no-scale-feature',
+               '-o', tmp_path / 'model')
     assert proc.returncode == 0, proc.stderr
     assert 'trained on Dask' in proc.stdout
     model = DustModel.load(tmp_path / 'model')
