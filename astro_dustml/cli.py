@@ -426,6 +426,11 @@ def _train_pixel_options(train):
                             'the weights keep each galaxy at one per scale)')
     train.add_argument('--no-scale-feature', action='store_true',
                        help='do not use log10(pixel_scale_pc) as a feature (Parquet tables)')
+    # --- dask training (astro_dustml.distributed_training) ---
+    train.add_argument('--dask', metavar='SCHEDULER|local',
+                       help='train on a Dask cluster without reading the Parquet table here '
+                            '(needs the dask extra): a scheduler address, or "local" for a '
+                            'local cluster; no cross-validation or --max-pixels')
 
 
 def _is_parquet(path):
@@ -457,6 +462,8 @@ def _train_pixels(args):
     from .bands import INPUT_BANDS
     from .model import DustModel
     from .training import fit_resolved, pixel_weights, read_training_table
+    if args.dask:  # --- dask training (astro_dustml.distributed_training) ---
+        return _train_pixels_dask(args)
     if args.bands:
         bands = args.bands
     else:  # the model inputs the table has
@@ -491,6 +498,47 @@ def _train_pixels(args):
     print(f'wrote {args.output} ({len(table)} rows, {len(np.unique(table["galaxy"]))} '
           f'galaxies, {len(np.unique(table["scale"]))} scales, targets '
           f'{", ".join(args.targets)})')
+    return 0
+
+
+# --- dask training (astro_dustml.distributed_training) ---
+def _train_pixels_dask(args):
+    import contextlib
+
+    import pyarrow.parquet as pq
+
+    from .bands import INPUT_BANDS
+    from .distributed_training import _import_dask, _parquet_files, fit_resolved_dask
+    from .model import DustModel
+    if args.max_pixels or args.cv_folds:
+        raise _UsageError('--dask trains on every row, without cross-validation: leave out '
+                          '--max-pixels and --cv-folds.')
+    if args.groups != 'galaxy':
+        raise _UsageError('a Parquet pixel table is grouped by its galaxy column; '
+                          'leave --groups at galaxy.')
+    _, distributed, _ = _import_dask()
+    # TABLE may be a glob pattern or a folder of Parquet files here
+    names = set(pq.read_schema(_parquet_files(args.table)[0]).names)
+    bands = args.bands or [b for b in INPUT_BANDS if b in names]
+    model = DustModel(bands=list(bands), n_estimators=args.n_estimators,
+                      random_state=args.seed, include_scale=not args.no_scale_feature)
+    with contextlib.ExitStack() as stack:
+        if args.dask == 'local':
+            cluster = stack.enter_context(distributed.LocalCluster(
+                host='127.0.0.1', dashboard_address=None, worker_dashboard_address=None))
+            client = stack.enter_context(distributed.Client(cluster))
+        else:
+            client = stack.enter_context(distributed.Client(args.dask))
+        model = fit_resolved_dask(args.table, args.targets, client=client, model=model,
+                                  scales=args.scales)
+    model.card['name'] = args.name or Path(args.output).name
+    model.card['description'] = args.description
+    model.card['training']['sample'] = str(args.table)
+    model.save(args.output, overwrite=args.overwrite)
+    training = model.card['training']
+    print(f'wrote {args.output} ({training["n_rows"]} rows, {training["n_galaxies"]} '
+          f'galaxies, {len(training["scales"])} scales, targets {", ".join(args.targets)}; '
+          f'trained on Dask, {training["dask"]["n_partitions"]} partitions)')
     return 0
 
 
