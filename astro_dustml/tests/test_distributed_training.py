@@ -16,6 +16,7 @@ from astro_dustml.distributed_training import (_export_xgb_forest, _forest_param
 from astro_dustml.model import DustModel  # noqa: E402
 from astro_dustml.model._forest import _forest_predict  # noqa: E402
 from astro_dustml.model._linear import _fit_linear  # noqa: E402
+from astro_dustml.tests._dask_helpers import local_client  # noqa: E402
 from astro_dustml.tests._mock_training import BANDS, pixel_table  # noqa: E402
 from astro_dustml.training import fit_resolved, pixel_weights, read_training_table  # noqa: E402
 
@@ -31,16 +32,7 @@ def small_model():
 
 @pytest.fixture(scope='module')
 def client():
-    import distributed
-
-    # as local_client, with the scheduler's HTTP server on a free loopback port:
-    # another cluster on the machine may hold the default 8787 (a UserWarning)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  protocol='tcp://', host='127.0.0.1',
-                                  dashboard_address=None, worker_dashboard_address=None,
-                                  scheduler_kwargs={'dashboard': False,
-                                                    'dashboard_address': '127.0.0.1:0'}
-                                  ) as cluster, distributed.Client(cluster) as c:
+    with local_client() as c:
         yield c
 
 
