@@ -1,8 +1,11 @@
 """
 The uncertainty model: xgboost boosters of log sigma with a Gaussian likelihood.
 
-Fitted on out-of-fold residuals of the mean model (`_oof_residuals`), one
-booster per grouped fold, recalibrated so that the held-out chi^2 is one.
+Fitted on out-of-fold residuals of the mean model (`_oof_residuals`): grouped
+folds choose the number of rounds and the calibration (held-out chi^2 of one),
+then one booster per target is fitted on every row.  A saved model with several
+boosters per target (one per fold, as earlier versions made) still loads: their
+log sigma is averaged.
 """
 
 import numpy as np
@@ -38,13 +41,16 @@ def _fit_sigma(model, Xs, residual, w, groups, seed, var_target, observed):
     """
     Gaussian-NLL boosting of log sigma on out-of-fold residuals.
 
-    One booster per grouped fold, each early-stopped on its held-out
-    galaxies; the pooled held-out chi^2 of the ``observed`` rows (not the
-    band-dropout copies) of all folds sets the calibration scale (so every
-    galaxy serves once as validation), and predictions average the
-    boosters' log sigma.  With ``var_target`` (the variance of
-    each target value) the likelihood is that of the total variance
-    ``sigma**2 + var_target``.
+    One booster per grouped fold, early-stopped on its held-out galaxies,
+    sets the number of rounds (the folds' mean).  Boosters of that many
+    rounds, one per fold, give held-out predictions: the pooled held-out
+    chi^2 of the ``observed`` rows (not the band-dropout copies) of all
+    folds sets the calibration scale (so every galaxy serves once as
+    validation).  The booster kept is fitted on every row with the same
+    rounds: one booster instead of the folds' average, which would cost as
+    many trees as all folds together at prediction time.  With
+    ``var_target`` (the variance of each target value) the likelihood is
+    that of the total variance ``sigma**2 + var_target``.
     """
     r2 = residual ** 2
     e2 = np.asarray(var_target, float)
@@ -58,43 +64,57 @@ def _fit_sigma(model, Xs, residual, w, groups, seed, var_target, observed):
         excess = np.maximum(r2 - e2, 0.01 * r2)
         base = 0.5 * (np.sum(w * np.log(np.maximum(excess, 1e-12 * np.max(r2))))
                       / np.sum(w) + 1.2704)
-    held_out = np.full(len(residual), np.nan)
-    boosters = []
-    folds = GroupKFold(n_splits=model.n_inner_splits)
-    for i, (fit, cal) in enumerate(folds.split(Xs, residual,
-                                               _shuffled_groups(groups, seed + 7))):
-        dfit = xgb.DMatrix(Xs[fit], weight=w[fit], base_margin=np.full(len(fit), base),
-                           missing=np.nan)
-        dcal = xgb.DMatrix(Xs[cal], weight=w[cal], base_margin=np.full(len(cal), base),
-                           missing=np.nan)
-        res2 = {id(dfit): (r2[fit], e2[fit]), id(dcal): (r2[cal], e2[cal])}
 
-        def objective(log_sigma, dtrain, res2=res2):
+    def dmatrix(rows):
+        return xgb.DMatrix(Xs[rows], weight=w[rows], base_margin=np.full(len(rows), base),
+                           missing=np.nan)
+
+    def train(rows, params, *, rounds, cal=None):
+        # loss r^2 / V / 2 + log(V) / 2 with V = exp(2s) + e^2; the expected
+        # Hessian 2 q^2 (q = exp(2s) / V) replaces the observed one, which
+        # vanishes for small residuals (q = 1 without target errors)
+        dfit = dmatrix(rows)
+        res2 = {id(dfit): (r2[rows], e2[rows])}
+
+        def objective(log_sigma, dtrain):
             wt = dtrain.get_weight()
             rr, ee = res2[id(dtrain)]
-            # loss r^2 / V / 2 + log(V) / 2 with V = exp(2s) + e^2; the expected
-            # Hessian 2 q^2 (q = exp(2s) / V) replaces the observed one, which
-            # vanishes for small residuals (q = 1 without target errors)
             var = np.exp(2 * log_sigma) + ee
             q = np.exp(2 * log_sigma) / var
             return wt * q * (1.0 - rr / var), 2.0 * wt * q ** 2
 
-        def metric(log_sigma, dmat, res2=res2):
+        if cal is None:
+            return xgb.train(params, dfit, num_boost_round=rounds, obj=objective)
+        dcal = dmatrix(cal)
+        res2[id(dcal)] = (r2[cal], e2[cal])
+
+        def metric(log_sigma, dmat):
             wt = dmat.get_weight()
             rr, ee = res2[id(dmat)]
             var = np.exp(2 * log_sigma) + ee
             loss = 0.5 * rr / var + 0.5 * np.log(var)
             return 'nll', float(np.sum(wt * loss) / np.sum(wt))
 
-        booster = xgb.train(model._xgb_params(seed + i), dfit,
-                            num_boost_round=model.sigma_rounds, obj=objective,
+        booster = xgb.train(params, dfit, num_boost_round=rounds, obj=objective,
                             custom_metric=metric, evals=[(dcal, 'cal')],
                             early_stopping_rounds=30, verbose_eval=False)
         best = getattr(booster, 'best_iteration', None)
-        if best is not None:
-            booster = booster[:best + 1]
-        held_out[cal] = booster.predict(dcal, output_margin=True)
-        boosters.append(booster)
+        return booster if best is None else booster[:best + 1]
+
+    folds = list(GroupKFold(n_splits=model.n_inner_splits).split(
+        Xs, residual, _shuffled_groups(groups, seed + 7)))
+    fold_rounds = [int(train(fit, model._xgb_params(seed + i), rounds=model.sigma_rounds,
+                             cal=cal).num_boosted_rounds())
+                   for i, (fit, cal) in enumerate(folds)]
+    rounds = max(int(round(np.mean(fold_rounds))), 1)
+    # the calibration is that of what is kept: boosters of that many rounds,
+    # not early-stopped on (and so flattered by) their own held-out galaxies
+    held_out = np.full(len(residual), np.nan)
+    for i, (fit, cal) in enumerate(folds):
+        held_out[cal] = train(fit, model._xgb_params(seed + i), rounds=rounds).predict(
+            dmatrix(cal), output_margin=True)
+    booster = train(np.arange(len(Xs)), model._xgb_params(seed + model.n_inner_splits),
+                    rounds=rounds)
     sig2 = np.exp(2 * held_out)
     w, r2, sig2, e2 = w[observed], r2[observed], sig2[observed], e2[observed]
     chi2 = np.sum(w * r2 / (sig2 + e2)) / np.sum(w)
@@ -110,6 +130,6 @@ def _fit_sigma(model, Xs, residual, w, groups, seed, var_target, observed):
             scale = 1e3
         else:
             scale = float(np.exp(brentq(excess, lo, hi, xtol=1e-6)))
-    return boosters, {'base_log_sigma': float(base), 'scale': float(scale),
-                      'chi2_before': float(chi2),
-                      'n_rounds': [int(b.num_boosted_rounds()) for b in boosters]}
+    return [booster], {'base_log_sigma': float(base), 'scale': float(scale),
+                       'chi2_before': float(chi2), 'n_rounds': [rounds],
+                       'fold_rounds': fold_rounds}
