@@ -88,9 +88,23 @@ def _save(model, path, *, overwrite=False):
     # hash what a reader will see: tuples and numpy scalars as JSON has them
     card = json.loads(json.dumps(card, default=_json_default))
     card[_CARD_HASH] = _card_digest(card)
+    _remove_stale(path, files)
     (path / _CARD).write_text(json.dumps(card, indent=2))
     model.card = card
     return path
+
+
+def _remove_stale(path, files):
+    """Delete the files of the model saved before in ``path`` that the new one does not have."""
+    try:
+        old = json.loads((path / _CARD).read_text()).get('files', {})
+    except (OSError, ValueError, AttributeError):
+        return
+    for name in old:
+        stale = path / name
+        # only plain names inside the folder, as a card may only list
+        if name not in files and stale.parent == path and stale.is_file():
+            stale.unlink()
 
 
 def _read_card(path):

@@ -184,6 +184,30 @@ def test_save_load_bit_identical(fitted, tmp_path):
         model.save(path)
 
 
+def test_several_boosters_per_target_and_overwrite(fitted, tmp_path):
+    # A model saved with one uncertainty booster per fold (as earlier versions
+    # made) averages their log sigma: three copies of one booster give its sigma
+    import copy
+
+    model, _ = fitted
+    test = _mock(300, 6)
+    old = copy.copy(model)
+    old.boosters_ = {t: boosters * 3 for t, boosters in model.boosters_.items()}
+    old.calibration_ = {t: dict(cal, n_rounds=cal['n_rounds'] * 3)
+                        for t, cal in model.calibration_.items()}
+    old.__dict__.pop('trees_', None)  # compiled again from the boosters
+    path = old.save(tmp_path / 'm')
+    assert (path / 'sigma_Td_2.ubj').exists()
+    (path / 'notes.txt').write_text('mine')
+    np.testing.assert_allclose(_predict(DustModel.load(path), test)['Td_err'],
+                               _predict(model, test)['Td_err'], rtol=1e-12)
+    # saved over with one booster per target: the old boosters go, other files stay
+    model.save(path, overwrite=True)
+    assert not (path / 'sigma_Td_2.ubj').exists() and (path / 'notes.txt').exists()
+    assert set(DustModel.load(path).card['files']) == {
+        p.name for p in path.iterdir()} - {'model.json', 'notes.txt'}
+
+
 def test_tampered_or_missing_file_fails(fitted, tmp_path):
     model, _ = fitted
     path = model.save(tmp_path / 'm')
