@@ -11,14 +11,16 @@ tracemalloc sees, which numpy reports to, as a multiple of the input stack):
    pixel tables of 10^5 and 10^6 rows with the default model (peak memory
    there as a multiple of the pixel table).
 3. `estimate_dust_maps` end to end on the 1024 x 1024 18-band mock with the
-   default model; one thread and two.
+   default model; one thread and two; then with ``stars=`` (Gaia masking of
+   25 stars) on a mock with those stars.
 4. Dask: `estimate_mosaic` of the same mock (from FITS files, 3 arcsec output
    pixels: an 80 x 80 grid) in tiles of 32 and 64 output pixels on a
    two-worker LocalCluster (worker processes) and without Dask,
    against the in-memory call (largest relative difference), and
    `estimate_many` of four small mock galaxies on the same cluster against
    one after the other. CPU time and peak memory there are this (driver)
-   process's only: the work runs in the worker processes.
+   process's only: the work runs in the worker processes.  Training on
+   Dask is timed by ``benchmarks/dask_training.py``.
 
 Usage::
 
@@ -50,6 +52,7 @@ from astro_dustml.registry import get_model
 
 FOV = 4 * u.arcmin
 SCALE = 3 * u.arcsec  # output pixels of the mosaic runs: an 80 x 80 grid
+N_STARS = 25  # foreground stars of the star-masking run
 ROWS = []
 
 
@@ -66,8 +69,8 @@ def _measure(section, label, func, stack_bytes):
     return result
 
 
-def _mock(npix, seed=1):
-    mock = make_mock_galaxy(fov=FOV, pixel_scale=FOV / npix, seed=seed)
+def _mock(npix, seed=1, n_stars=0):
+    mock = make_mock_galaxy(fov=FOV, pixel_scale=FOV / npix, seed=seed, n_stars=n_stars)
     stack = sum(np.asarray(im.data).nbytes for im in mock.images.values())
     return mock, stack
 
@@ -125,6 +128,15 @@ def end_to_end(model, npix=1024):
                             lambda: estimate_dust_maps(mock.images, galaxy=mock.galaxy,
                                                        model=model, progress=False, **kwargs),
                             stack)
+    # Gaia star masking: apertures fitted band after band in the same chain
+    starry, starry_stack = _mock(npix, n_stars=N_STARS)
+    kwargs = runs[-1][1]
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        _measure('end to end', f'{npix}^2 estimate_dust_maps stars=, {runs[-1][0]}',
+                 lambda: estimate_dust_maps(starry.images, galaxy=starry.galaxy,
+                                            stars=starry.stars, model=model, progress=False,
+                                            **kwargs), starry_stack)
     return mock, stack, maps
 
 
