@@ -6,6 +6,8 @@ import numpy as np
 from sklearn.linear_model import RidgeCV
 from sklearn.preprocessing import StandardScaler
 
+from ._forest import _compiled
+
 
 def _fit_linear(X, y, w):
     """
@@ -28,12 +30,24 @@ def _fit_linear(X, y, w):
 
 def _linear_predict(linear, X):
     """Ridge prediction; features are clipped to the training range so it never extrapolates."""
-    X = np.clip(X, linear['linear_lo'], linear['linear_hi'])
-    finite = np.isfinite(X)
-    coef = linear['linear_coef']
+    out = np.empty(len(X))
+    _ridge_rows(np.asarray(X, dtype=np.float64), linear['linear_lo'], linear['linear_hi'],
+                linear['linear_fill'], linear['linear_coef'],
+                float(linear['linear_intercept'][0]), out)
+    return out
+
+
+@_compiled
+def _ridge_rows(X, lo, hi, fill, coef, intercept, out):
+    # one pass over each row, no temporaries; a row's sum never depends on
+    # the other rows of its block
     n = X.shape[1]
-    # the fill and the indicator columns without stacking a copy twice as wide; a
-    # row-wise sum, not BLAS, so that a row's result does not depend on its block
-    terms = np.where(finite, X, linear['linear_fill']) * coef[:n]
-    terms += np.where(finite, 0.0, coef[n:])
-    return terms.sum(axis=1) + linear['linear_intercept'][0]
+    for i in range(X.shape[0]):
+        total = 0.0
+        for j in range(n):
+            x = X[i, j]
+            if x == x:  # clipped; a missing (NaN) colour takes its fill and indicator
+                total += min(max(x, lo[j]), hi[j]) * coef[j]
+            else:
+                total += fill[j] * coef[j] + coef[n + j]
+        out[i] = total + intercept
