@@ -8,7 +8,7 @@ tracemalloc sees, which numpy reports to, as a multiple of the input stack):
    18-band mock (`make_mock_galaxy`, every band on the same pixel grid of
    N x N pixels over 4 arcmin) for N = 512, 1024, 2048; one thread and two.
 2. Prediction alone: ``benchmarks/prediction_speed.py`` (its ``run``) on
-   pixel tables of 10^5 and 10^6 rows with the default model (peak memory
+   pixel tables of 10^5, 10^6 and 10^7 rows with the default model (peak memory
    there as a multiple of the pixel table).
 3. `estimate_dust_maps` end to end on the 1024 x 1024 18-band mock with the
    default model; one thread and two; then with ``stars=`` (Gaia masking of
@@ -202,7 +202,7 @@ def dask_runs(model, mock, stack, maps, work, *, n_galaxies=4):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--sizes', type=int, nargs='*', default=[512, 1024, 2048])
-    parser.add_argument('--prediction-sizes', type=int, nargs='*', default=[10**5, 10**6])
+    parser.add_argument('--prediction-sizes', type=int, nargs='*', default=[10**5, 10**6, 10**7])
     parser.add_argument('--end-to-end-size', type=int, default=1024)
     parser.add_argument('--skip-dask', action='store_true')
     parser.add_argument('--quick', action='store_true',
