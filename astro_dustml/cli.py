@@ -426,7 +426,6 @@ def _train_pixel_options(train):
                             'the weights keep each galaxy at one per scale)')
     train.add_argument('--no-scale-feature', action='store_true',
                        help='do not use log10(pixel_scale_pc) as a feature (Parquet tables)')
-    # --- dask training (astro_dustml.distributed_training) ---
     train.add_argument('--dask', metavar='SCHEDULER|local',
                        help='train on a Dask cluster without reading the Parquet table here '
                             '(needs the dask extra): a scheduler address, or "local" for a '
@@ -462,7 +461,7 @@ def _train_pixels(args):
     from .bands import INPUT_BANDS
     from .model import DustModel
     from .training import fit_resolved, pixel_weights, read_training_table
-    if args.dask:  # --- dask training (astro_dustml.distributed_training) ---
+    if args.dask:
         return _train_pixels_dask(args)
     if args.bands:
         bands = args.bands

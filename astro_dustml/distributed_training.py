@@ -41,6 +41,7 @@ from astropy.table import QTable
 
 from .bands import REFERENCE_BAND
 from .features import SNR_PREFIX
+from .model._forest import _booster_arrays
 from .model._groups import _target_values
 from .model.core import _CORE_FRACTION
 from .training import TARGETS, _default_model, _header
@@ -593,37 +594,19 @@ def _forest_params(model, seed):
 def _export_xgb_forest(booster):
     """
     An xgboost random forest (one round of parallel trees) as the node arrays
-    of `~astro_dustml.model._forest._export_forest`: thresholds as the float32
-    just below xgboost's (it goes left when ``x < t``, the arrays when
-    ``x <= t``), leaf values scaled so that their mean over the trees is the
-    booster's prediction.
+    of `~astro_dustml.model._forest._export_forest`, leaf values scaled so
+    that their mean over the trees is the booster's prediction.
     """
     if booster.num_boosted_rounds() != 1:
         raise ValueError('a random forest is one boosting round of parallel trees')
-    # floats straight to float32: xgboost writes float32 that round-trip
-    learner = json.loads(booster.save_raw('json'), parse_float=np.float32)['learner']
-    base = float(learner['learner_model_param']['base_score'].strip('[]'))
-    trees = learner['gradient_booster']['model']['trees']
-    arrays = {k: [] for k in ('left', 'right', 'feature', 'threshold', 'value',
-                              'missing_left')}
-    roots = np.cumsum([0] + [len(t['left_children']) for t in trees[:-1]])
-    for root, tree in zip(roots, trees):
-        left = np.asarray(tree['left_children'], dtype=np.int64)
-        leaf = left < 0
-        # a leaf's value is its split condition in xgboost's JSON
-        condition = np.asarray(tree['split_conditions'], dtype=np.float32)
-        arrays['left'].append(np.where(leaf, -1, left + root))
-        arrays['right'].append(np.where(leaf, -1, np.asarray(tree['right_children']) + root))
-        arrays['feature'].append(np.where(leaf, -1, tree['split_indices']))
-        arrays['threshold'].append(
-            np.where(leaf, -2.0, np.nextafter(condition, np.float32(-np.inf))))
-        # xgboost sums the trees (each scaled by 1/n); the arrays average them
-        arrays['value'].append(np.where(leaf, len(trees) * condition.astype(float) + base, 0.0))
-        arrays['missing_left'].append(np.asarray(tree['default_left'], dtype=bool) & ~leaf)
-    dtypes = {'left': np.int32, 'right': np.int32, 'feature': np.int16,
-              'threshold': np.float64, 'value': np.float64, 'missing_left': bool}
-    return {'roots': roots.astype(np.int64),
-            **{k: np.concatenate(v).astype(dtypes[k]) for k, v in arrays.items()}}
+    arrays = _booster_arrays(booster)
+    base = json.loads(booster.save_config())['learner']['learner_model_param']['base_score']
+    # xgboost sums the trees (each scaled by 1/n); the arrays average them
+    leaf = arrays['left'] < 0
+    arrays['value'] = np.where(leaf, len(arrays['roots']) * arrays['value']
+                               + float(base.strip('[]')), 0.0)
+    arrays['feature'] = arrays['feature'].astype(np.int16)  # as _export_forest
+    return arrays
 
 
 # ------------------------------------------------------------------- the fits

@@ -165,28 +165,42 @@ def _forest_trees(forest):
         right=forest['right'], missing_left=forest['missing_left'], value=forest['value'])
 
 
-def _booster_trees(booster):
-    """`_Trees` of an xgboost booster's numeric-split trees, from its JSON dump."""
+def _booster_arrays(booster):
+    """
+    Node arrays of an xgboost booster's numeric-split trees, in the form of
+    `_export_forest` (children ``-1`` at leaves, go left when ``x <= threshold``),
+    from the booster's JSON dump; a leaf's value is the tree's own, without
+    the base score.
+    """
     # parse floats straight to float32: xgboost writes float32 that round-trip
     model = json.loads(booster.save_raw('json'), parse_float=np.float32)
-    parts = []
-    for tree in model['learner']['gradient_booster']['model']['trees']:
+    trees = model['learner']['gradient_booster']['model']['trees']
+    roots = np.cumsum([0] + [len(t['left_children']) for t in trees[:-1]])
+    arrays = {k: [] for k in ('left', 'right', 'feature', 'threshold', 'value',
+                              'missing_left')}
+    for root, tree in zip(roots, trees):
         if any(tree.get('split_type', [])) or tree.get('categories_nodes'):
             raise ValueError('categorical splits are not supported')
-        left = np.asarray(tree['left_children'], dtype=np.int32)
+        left = np.asarray(tree['left_children'], dtype=np.int64)
         leaf = left < 0
         cond = np.asarray(tree['split_conditions'], dtype=np.float32)
-        feature = np.where(leaf, -1, np.asarray(tree['split_indices'], dtype=np.int32))
-        parts.append(_Trees.from_arrays(
-            roots=np.zeros(1, dtype=np.int64), feature=feature,
-            # xgboost goes left when x < t: for float32 x that is x <= the float32 below t
-            threshold=np.where(leaf, 0, np.nextafter(cond, np.float32(-np.inf))).astype(
-                np.float32),
-            left=left, right=np.asarray(tree['right_children'], dtype=np.int32),
-            missing_left=np.asarray(tree['default_left'], dtype=bool),
-            # a leaf's value is its split condition in xgboost's JSON
-            value=np.where(leaf, cond, 0).astype(np.float64)))
-    return _Trees.concatenate(parts)
+        arrays['left'].append(np.where(leaf, -1, left + root))
+        arrays['right'].append(np.where(leaf, -1, np.asarray(tree['right_children']) + root))
+        arrays['feature'].append(np.where(leaf, -1, tree['split_indices']))
+        # xgboost goes left when x < t: for float32 x that is x <= the float32 below t
+        arrays['threshold'].append(np.where(leaf, -2.0, np.nextafter(cond, np.float32(-np.inf))))
+        # a leaf's value is its split condition in xgboost's JSON
+        arrays['value'].append(np.where(leaf, cond, 0.0))
+        arrays['missing_left'].append(np.asarray(tree['default_left'], dtype=bool) & ~leaf)
+    dtypes = {'left': np.int32, 'right': np.int32, 'feature': np.int32,
+              'threshold': np.float64, 'value': np.float64, 'missing_left': bool}
+    return {'roots': roots.astype(np.int64),
+            **{k: np.concatenate(v).astype(dtypes[k]) for k, v in arrays.items()}}
+
+
+def _booster_trees(booster):
+    """`_Trees` of an xgboost booster's numeric-split trees (xgboost's rule ``x < t``)."""
+    return _Trees.from_arrays(**_booster_arrays(booster))
 
 
 @numba.njit(inline='always')
