@@ -12,6 +12,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from astropy import config as _config
 
+from . import _moved
+
 try:
     __version__ = version(__name__)
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -49,7 +51,7 @@ class Conf(_config.ConfigNamespace):
         '(photometry, HyperLEDA, CIGALE catalogue); empty to download them.')
     psf_dir = _config.ConfigItem(
         '', 'Folder holding instrument PSF images (e.g. the DustPedia/CAAPR, '
-        'unWISE, IRAC and Herschel PSFs) used by astro_dustml.psf.load_psf; '
+        'unWISE, IRAC and Herschel PSFs) used by astro_dustml.imaging.load_psf; '
         'empty to use Gaussian PSFs of the registry FWHMs.')
     dustpedia_url = _config.ConfigItem(
         'http://dustpedia.astro.noa.gr/Data/GetData?dataPath=',
@@ -58,17 +60,21 @@ class Conf(_config.ConfigNamespace):
 
 conf = Conf()
 
+# The module paths of releases before the subpackages, for one release
+_moved.install()
+
 # The public entry points, importable from the top level. They are loaded on
 # first use (PEP 562) so that importing a light module such as
 # astro_dustml.bands does not import scikit-learn and xgboost.
 _ENTRY_POINTS = {
-    'estimate_dust_maps': 'estimate', 'read_dust_maps': 'dustmap_io',
-    'write_dust_maps': 'dustmap_io', 'DustModel': 'model', 'get_model': 'registry',
-    'list_models': 'registry', 'download_models': 'registry',
-    'plot_dust_maps': 'visualization', 'fit_dust_sed': 'dust_fit',
-    'stellar_mass_map': 'stellar_mass', 'predict_fir_maps': 'fir', 'compare_fir': 'fir',
-    'constrain_to_lowres': 'constrain',
-    'estimate_mosaic': 'mosaic', 'estimate_many': 'survey'}
+    'estimate_dust_maps': 'maps.estimate', 'read_dust_maps': 'maps.io',
+    'write_dust_maps': 'maps.io', 'estimate_mosaic': 'maps.mosaic',
+    'estimate_many': 'maps.survey', 'DustModel': 'model.core',
+    'get_model': 'model.registry', 'list_models': 'model.registry',
+    'download_models': 'model.registry', 'plot_dust_maps': 'visualization',
+    'fit_dust_sed': 'farinfrared.dust_fit', 'stellar_mass_map': 'farinfrared.stellar_mass',
+    'predict_fir_maps': 'farinfrared.predict', 'compare_fir': 'farinfrared.predict',
+    'constrain_to_lowres': 'farinfrared.constrain'}
 __all__ += list(_ENTRY_POINTS)
 
 
@@ -76,6 +82,8 @@ def __getattr__(name):
     if name in _ENTRY_POINTS:
         module = import_module(f'.{_ENTRY_POINTS[name]}', __name__)
         return getattr(module, name)
+    if name in _moved.MOVED:  # ``from astro_dustml import estimate`` of a moved module
+        return import_module(f'.{name}', __name__)
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 

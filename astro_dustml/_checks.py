@@ -3,8 +3,8 @@ Checks of the numbers users give at the API boundary (private).
 
 One helper per kind of value, each taking the argument's name, so that a
 negative distance, a NaN pixel scale or a semi-major axis in Mpc gives the same
-clear error from `~astro_dustml.estimate.estimate_dust_maps`,
-`~astro_dustml.prepare.galaxy_region` and the command line (which passes its
+clear error from `~astro_dustml.maps.estimate_dust_maps`,
+`~astro_dustml.imaging.galaxy_region` and the command line (which passes its
 option name, e.g. ``'--distance'``).
 """
 

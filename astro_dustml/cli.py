@@ -290,8 +290,9 @@ def _estimate(args):
             from astropy.table import Table
             stars = Table.read(args.gaia)
 
-    from .estimate import estimate_dust_maps, write_dust_maps
-    from .io import NoCelestialWCSError
+    from .maps.estimate import estimate_dust_maps
+    from .maps.io import write_dust_maps
+    from .imaging.io import NoCelestialWCSError
     try:
         maps = estimate_dust_maps(args.images, bands=args.band, model=args.model,
                                   distance=distance, ebv=args.ebv, galaxy=galaxy, stars=stars,
@@ -311,7 +312,7 @@ def _estimate(args):
         import matplotlib
         matplotlib.use('Agg')
         from .bands import REFERENCE_BAND
-        from .io import read_images
+        from .imaging.io import read_images
         from .visualization import save_dust_maps_figure
         # The reference-band input (WISE 3.4 micron, always given) as context
         images = read_images(args.images, bands=args.band)
@@ -332,7 +333,7 @@ def _check_output(path, overwrite, option):
 
 def _write_fir(args, maps, output, distance, galaxy):
     from astropy.io import fits
-    from .fir import _fir_from_images
+    from .farinfrared.predict import _fir_from_images
     fir = _fir_from_images(args.images, maps, args.fir, distance=distance, galaxy=galaxy,
                            ebv=args.ebv, names=args.band)
     for band, image in fir.items():
@@ -347,7 +348,7 @@ def _write_fir(args, maps, output, distance, galaxy):
 
 
 def _models(args):
-    from .registry import download_models, list_models
+    from .model.registry import download_models, list_models
     if args.action == 'list':
         table = list_models()
         if len(table):
@@ -438,7 +439,8 @@ def _is_parquet(path):
 
 def _build_table(args):
     from .bands import INPUT_BANDS
-    from .training import SCALES, build_training_table, read_galaxy_list
+    from .training.galaxies import SCALES, read_galaxy_list
+    from .training.tables import build_training_table
     scales = [s if s in SCALES else _quantity(s, ('angle', 'length'), '--scales')
               for s in args.scales]
     galaxies = read_galaxy_list(args.galaxies)
@@ -460,7 +462,8 @@ def _train_pixels(args):
 
     from .bands import INPUT_BANDS
     from .model import DustModel
-    from .training import fit_resolved, pixel_weights, read_training_table
+    from .training.fitting import fit_resolved, pixel_weights
+    from .training.tables import read_training_table
     if args.dask:
         return _train_pixels_dask(args)
     if args.bands:
@@ -500,14 +503,14 @@ def _train_pixels(args):
     return 0
 
 
-# --- dask training (astro_dustml.distributed_training) ---
+# --- dask training (astro_dustml.training.distributed) ---
 def _train_pixels_dask(args):
     import contextlib
 
     import pyarrow.parquet as pq
 
     from .bands import INPUT_BANDS
-    from .distributed_training import _import_dask, _parquet_files, fit_resolved_dask
+    from .training.distributed import _import_dask, _parquet_files, fit_resolved_dask
     from .model import DustModel
     if args.max_pixels or args.cv_folds:
         raise _UsageError('--dask trains on every row, without cross-validation: leave out '
@@ -563,7 +566,7 @@ def _metric_rows(metrics):
 def _print_cv(table, args, model, *, weights, folds=None):
     folds = folds or args.cv_folds
     if 'scale' in table.colnames:
-        from .training import cross_validate_resolved
+        from .training.fitting import cross_validate_resolved
         cv = cross_validate_resolved(table, args.targets, model=model, n_splits=folds,
                                      random_state=args.seed)
         print(f'grouped {folds}-fold cross-validation (folds by galaxy across scales):')
@@ -571,7 +574,7 @@ def _print_cv(table, args, model, *, weights, folds=None):
         print('per scale:')
         _print_metrics(cv.per_scale)
         return cv
-    from .validation import cross_validate
+    from .training.validation import cross_validate
     cv = cross_validate(table, args.targets, groups=args.groups, n_splits=folds, model=model,
                         random_state=args.seed)
     print(f'grouped {folds}-fold cross-validation (folds by {args.groups}):')
@@ -593,7 +596,7 @@ def _example(args):
     from astropy.io import fits
 
     from .datasets import make_mock_galaxy
-    from .estimate import write_dust_maps
+    from .maps.io import write_dust_maps
     fov = _quantity(args.fov, 'angle', '--fov')
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,8 @@ from astropy.nddata import NDData
 from astropy.visualization import AsinhStretch, PercentileInterval, make_lupton_rgb
 
 from . import __version__
-from .dustmap_io import model_sha256
-from .prepare import _parse_galaxy
+from .maps.io import model_sha256
+from .imaging.prepare import _parse_galaxy
 
 __all__ = ['plot_dust_maps', 'save_dust_maps_figure', 'figure_metadata']
 
@@ -46,7 +46,7 @@ def _sigma_limits(array, percentile):
 
 def _mask_classes(maps, names):
     """Per-pixel class of masked pixels (0 = valid) from the flags or the masks."""
-    from .estimate import MAP_FLAGS  # deferred: estimate imports the model stack
+    from .maps.flags import MAP_FLAGS
     first = maps[names[0]]
     masked = np.zeros(first.data.shape, dtype=bool)
     for name in names:
@@ -117,7 +117,7 @@ def _context_image(context):
         planes = [one(image) for image in context]
         if len({p[0].shape for p in planes}) != 1:
             raise ValueError('The three context images (R, G, B) must share one pixel '
-                             'grid; align them first (astro_dustml.align.align_images).')
+                             'grid; align them first (astro_dustml.imaging.align_images).')
         scaled = []
         for array, _, _ in planes:
             lo, hi = _limits(array, 99.5)
@@ -173,8 +173,8 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
     Parameters
     ----------
     maps : `~ndcube.NDCollection` or mapping
-        Output of `~astro_dustml.estimate.estimate_dust_maps` (or
-        `~astro_dustml.dustmap_io.read_dust_maps`): `~astropy.nddata.NDData`
+        Output of `~astro_dustml.maps.estimate_dust_maps` (or
+        `~astro_dustml.maps.read_dust_maps`): `~astropy.nddata.NDData`
         on one grid with WCS, unit and, optionally, a
         `~astropy.nddata.StdDevUncertainty` and a mask.
     fig : `~matplotlib.figure.Figure`, optional
@@ -183,7 +183,7 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
         Which maps to show, in order.
     galaxy : dict or `regions.EllipseSkyRegion`, optional
         The galaxy ellipse to draw and crop to, in any form
-        `~astro_dustml.estimate.estimate_dust_maps` accepts; default: the
+        `~astro_dustml.maps.estimate_dust_maps` accepts; default: the
         one in ``maps.meta['galaxy']``.
     context : `~astropy.nddata.NDData`, ``(array, wcs)`` or list of three, optional
         An image for context in an extra left column (e.g. the WISE 3.4 µm
@@ -343,7 +343,7 @@ def figure_metadata(maps):
     -------
     metadata : dict of str
         ``Software``, ``astro_dustml version``, ``model`` and
-        ``model SHA-256`` (`~astro_dustml.dustmap_io.model_sha256`, when the
+        ``model SHA-256`` (`~astro_dustml.maps.model_sha256`, when the
         model was saved), for ``savefig(metadata=...)``.
 
     Examples

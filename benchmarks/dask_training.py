@@ -7,7 +7,7 @@ galaxies (each a mock's pixels with its own small flux jitter, at two scale
 labels), in row groups of 50 000 rows, then fits the same model twice, each
 in a fresh process:
 
-- ``dask``: `~astro_dustml.distributed_training.fit_resolved_dask` on a
+- ``dask``: `~astro_dustml.training.fit_resolved_dask` on a
   `distributed.LocalCluster` of 2 worker processes (1 thread each) on
   loopback; the peak memory is that of the client process alone (the
   workers hold the persisted feature table);
@@ -85,7 +85,7 @@ def run_fit(kind, path, args):
     if kind == 'dask':
         import distributed
 
-        from astro_dustml.distributed_training import fit_resolved_dask
+        from astro_dustml.training import fit_resolved_dask
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                       host='127.0.0.1', dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:

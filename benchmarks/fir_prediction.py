@@ -5,7 +5,7 @@ For every galaxy with finite catalogue targets, the default model
 (``dustpedia-global`` settings of ``scripts/train_pretrained.py``) predicts
 ``sMd`` and ``Td`` out of fold (grouped 4-fold cross-validation: no galaxy
 predicts itself); the stellar mass comes from its WISE W1/W2 fluxes
-(`astro_dustml.stellar_mass`), and `astro_dustml.fir` turns ``Md``, ``Td``
+(`astro_dustml.farinfrared.stellar_mass`), and `astro_dustml.farinfrared.predict` turns ``Md``, ``Td``
 into the PACS 100/160 and SPIRE 250/350 fluxes, compared with the observed
 catalogue fluxes (detected at S/N > 3, unflagged).  Per band: the bias
 (median of log10 predicted/observed), the scatter (standard deviation and
@@ -15,7 +15,7 @@ catalogue's own ``Mdust``, ``Tdust`` put through the same dust model
 ("catalogue"), and the catalogue ``sMd``/``Td`` with the W1/W2 stellar mass
 ("catalogue sMd, W1/W2 M*").
 
-Also times `astro_dustml.dust_fit.fit_dust_sed` on a 500 x 500 map of two and
+Also times `astro_dustml.farinfrared.fit_dust_sed` on a 500 x 500 map of two and
 of five bands.  Timings are wall-clock on a shared machine.
 
 Usage::
@@ -36,12 +36,12 @@ from scipy.stats import spearmanr
 
 from astro_dustml.bands import INPUT_BANDS
 from astro_dustml.datasets import load_dustpedia_global
-from astro_dustml.dust_emission import band_flux
-from astro_dustml.dust_fit import fit_dust_sed
-from astro_dustml.fir import _band_prediction
+from astro_dustml.sed import band_flux
+from astro_dustml.farinfrared import fit_dust_sed
+from astro_dustml.farinfrared.predict import _band_prediction
 from astro_dustml.model import DustModel
-from astro_dustml.stellar_mass import stellar_mass
-from astro_dustml.validation import cross_validate
+from astro_dustml.farinfrared import stellar_mass
+from astro_dustml.training import cross_validate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'scripts'))

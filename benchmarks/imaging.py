@@ -14,10 +14,10 @@ import tracemalloc
 
 import astropy.units as u
 
-from astro_dustml.align import align_images
+from astro_dustml.imaging import align_images
 from astro_dustml.datasets import make_mock_galaxy
-from astro_dustml.prepare import prepare_images
-from astro_dustml.psf import match_psf
+from astro_dustml.imaging import prepare_images
+from astro_dustml.imaging import match_psf
 
 
 def _run(label, func):

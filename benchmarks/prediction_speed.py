@@ -42,7 +42,7 @@ from sklearn.ensemble import RandomForestRegressor
 
 from astro_dustml.bands import INPUT_BANDS
 from astro_dustml.datasets import load_dustpedia_global
-from astro_dustml.registry import get_model
+from astro_dustml.model.registry import get_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / 'shared' / 'data' / 'dustpedia'

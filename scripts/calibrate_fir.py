@@ -5,10 +5,10 @@ Writes three package data files of ``astro_dustml/data``:
 
 - ``fir_colour_corrections.json``: colour corrections ``K(T)`` of the MIPS,
   PACS and SPIRE bands for the modified black body of
-  `astro_dustml.dust_emission`, integrated through the pcigale transmission
+  `astro_dustml.sed.dust_emission`, integrated through the pcigale transmission
   curves (``../shared/data/filters``);
 - ``dust_fit_calibration.json``: the linear correction in the fitted
-  temperature that puts `astro_dustml.dust_fit.fit_dust_sed` on the scale of
+  temperature that puts `astro_dustml.farinfrared.fit_dust_sed` on the scale of
   the CIGALE/THEMIS catalogue (Nersesian et al. 2019), fitted on the global
   DustPedia photometry (Clark et al. 2018) of the well-constrained galaxies
   with at least three usable bands at >= 100 micron;
@@ -38,12 +38,13 @@ from sklearn.model_selection import GroupKFold
 
 from astro_dustml.bands import FIR_BANDS, get_band
 from astro_dustml.datasets import load_dustpedia_global
-from astro_dustml.dust_emission import write_colour_corrections
-from astro_dustml.dust_fit import _T_REFERENCE, fit_dust_sed
+from astro_dustml.sed.dust_emission import write_colour_corrections
+from astro_dustml.farinfrared.dust_fit import _T_REFERENCE
+from astro_dustml.farinfrared import fit_dust_sed
 from astro_dustml.model import _shuffled_groups
 from astro_dustml.sed import FLAG_MISSING
-from astro_dustml.stellar_mass import (_COLOUR_RANGE, STELLAR_MASS_RELATIONS, _colour,
-                                       _log_w1_luminosity)
+from astro_dustml.farinfrared.stellar_mass import _COLOUR_RANGE, _colour, _log_w1_luminosity
+from astro_dustml.farinfrared import STELLAR_MASS_RELATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'scripts'))

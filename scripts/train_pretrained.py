@@ -24,7 +24,7 @@ import numpy as np
 
 from astro_dustml.datasets import load_dustpedia_global
 from astro_dustml.model import DustModel
-from astro_dustml.validation import cross_validate, regression_metrics
+from astro_dustml.training import cross_validate, regression_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ('sLd', 'sMd', 'Td')

@@ -1,7 +1,7 @@
 """Data sets: mock galaxies for tests and examples, and the DustPedia training sample."""
 
-from .mock import *  # noqa: F401,F403
+from .mock import *
 from .mock import __all__ as _mock_all
-from .dustpedia import DUSTPEDIA_FILES, load_dustpedia_global  # noqa: F401
+from .dustpedia import DUSTPEDIA_FILES, load_dustpedia_global
 
 __all__ = list(_mock_all) + ['load_dustpedia_global', 'DUSTPEDIA_FILES']

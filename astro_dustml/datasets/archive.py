@@ -24,7 +24,7 @@ from astropy.utils.data import download_file
 from .. import conf
 from ..bands import INPUT_BANDS, get_band
 from ..exceptions import AstroDustMLWarning
-from ..io import _parse_image, make_collection
+from ..imaging.io import _parse_image, make_collection
 
 __all__ = ['DUSTPEDIA_IMAGE_URL', 'dustpedia_image_url', 'download_dustpedia_images',
            'load_dustpedia_images']
@@ -155,7 +155,7 @@ def load_dustpedia_images(galaxy, bands=INPUT_BANDS, **kwargs):
     images : `~ndcube.NDCollection`
         `~astropy.nddata.CCDData` per band found, in Jy/pix (MJy/sr for
         Spitzer), raw (sky not subtracted): the input of
-        `~astro_dustml.prepare.prepare_images` or of
+        `~astro_dustml.imaging.prepare_images` or of
         `~astro_dustml.training.TrainingGalaxy`.
     """
     paths = download_dustpedia_images(galaxy, bands, **kwargs)

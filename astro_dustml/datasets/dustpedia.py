@@ -24,8 +24,8 @@ from astropy.utils.data import download_file
 
 from .. import conf
 from ..bands import INPUT_BANDS
-from ..cigale import read_cigale_results
-from ..sed import read_dustpedia_photometry
+from ..sed.cigale import read_cigale_results
+from ..sed.photometry import read_dustpedia_photometry
 
 __all__ = ['load_dustpedia_global', 'DUSTPEDIA_FILES']
 

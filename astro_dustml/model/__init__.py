@@ -7,12 +7,12 @@ modules, one per concern: ``_forest`` (tree export and inference), ``_linear``
 (portable files and the card) and ``_groups`` (per-galaxy weights and folds).
 """
 
-from ._groups import *  # noqa: F401,F403
-from .core import *  # noqa: F401,F403
+from ._groups import *
+from .core import *
 # private helpers other modules and tests import from here
-from ._forest import _export_forest, _forest_predict  # noqa: F401
-from ._groups import _groups_array, _shuffled_groups, _target_values  # noqa: F401
-from ._linear import _fit_linear, _linear_predict  # noqa: F401
+from ._forest import _export_forest, _forest_predict
+from ._groups import _groups_array, _shuffled_groups, _target_values
+from ._linear import _fit_linear, _linear_predict
 from ._groups import __all__ as _groups_all
 from .core import __all__ as _core_all
 

@@ -26,8 +26,8 @@ import xgboost as xgb
 
 from .. import __version__
 from ..exceptions import ModelIntegrityError
-from ..registry import _check_plain_name, _sha256
 from ._forest import _booster_trees, _forest_trees, _Trees
+from ._integrity import _check_plain_name, _sha256
 
 # 3: the card carries the hash of its own content
 _FORMAT_VERSION = 3

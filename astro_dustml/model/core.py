@@ -47,8 +47,7 @@ from sklearn.ensemble import RandomForestRegressor
 
 from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from ..exceptions import OutOfDomainWarning
-from ..features import (_BAD_FLAGS, SNR_PREFIX, _canonical_bands, _feature_bands,
-                        _features_and_valid)
+from .features import _BAD_FLAGS, SNR_PREFIX, _canonical_bands, _feature_bands, _features_and_valid
 from ._forest import _export_forest, _forest_predict, _forest_trees
 from ._groups import _groups_array, _target_values, group_weights
 from ._linear import _fit_linear, _linear_predict
@@ -77,7 +76,7 @@ class DustModel(BaseEstimator):
     include_scale : bool, optional
         Use ``log10(pixel_scale_pc)`` as a feature.
     colours : {'reference', 'neighbours'}, optional
-        Feature set (see `~astro_dustml.features.make_features`):
+        Feature set (see `~astro_dustml.model.features.make_features`):
         ``'neighbours'`` adds the colours between neighbouring bands.
     include_snr : bool, optional
         Use the log signal-to-noise ratio of every band as features (needs

@@ -39,8 +39,8 @@ def mock(seed, **kwargs):
 
 def pixel_table(seed):
     """Pixel table of one mock galaxy with its true sLd, sMd, Td."""
-    from astro_dustml.align import align_images
-    from astro_dustml.prepare import prepare_images
+    from astro_dustml.imaging import align_images
+    from astro_dustml.imaging import prepare_images
     from astro_dustml.sed import make_pixel_table
 
     galaxy = mock(seed).galaxy

@@ -22,10 +22,11 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astro_dustml import cli
 from astro_dustml.bands import dn_unit
 from astro_dustml.datasets import make_mock_galaxy
-from astro_dustml.estimate import estimate_dust_maps
+from astro_dustml.maps import estimate_dust_maps
 from astro_dustml.exceptions import AstroDustMLWarning, OutOfDomainWarning
-from astro_dustml.io import NoCelestialWCSError, _parse_image, make_collection, read_images
-from astro_dustml.prepare import galaxy_region, prepare_image
+from astro_dustml.imaging.io import NoCelestialWCSError, _parse_image
+from astro_dustml.imaging import make_collection, read_images
+from astro_dustml.imaging import galaxy_region, prepare_image
 
 BANDS = ('2MASS_J', 'WISE_3.4', 'WISE_4.6', 'WISE_12')
 
@@ -485,7 +486,7 @@ def test_table_is_large_enough():
 
 def test_partial_coverage_is_per_pixel():
     """A band that covers half the galaxy: missing (and flagged) there, nothing cropped."""
-    from astro_dustml.estimate import MAP_FLAGS
+    from astro_dustml.maps import MAP_FLAGS
 
     images = _images()
     half = images['2MASS_J'][:, :60]  # the eastern half of the 120-pixel J image

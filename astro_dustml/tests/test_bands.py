@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from astro_dustml.bands import (BANDS, FIR_BANDS, INPUT_BANDS, REFERENCE_BAND,
-                                band_table, get_band)
+from astro_dustml.bands import BANDS, FIR_BANDS, INPUT_BANDS, REFERENCE_BAND, band_table, get_band
 
 # Table 1 of Dobbels & Baes (2021): pivot wavelengths in micron
 PAPER_TABLE_1 = {

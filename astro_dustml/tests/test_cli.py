@@ -81,8 +81,8 @@ def test_models_list():
 
 def test_train_example_estimate_plot(tmp_path):
     """train a model from a table file, write the example, estimate and plot."""
-    from astro_dustml.estimate import read_dust_maps
-    from astro_dustml.registry import get_model
+    from astro_dustml.maps import read_dust_maps
+    from astro_dustml.model.registry import get_model
 
     table = mt.training_table().copy()
     table.meta = {}

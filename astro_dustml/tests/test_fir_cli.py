@@ -9,7 +9,7 @@ from astropy.nddata import CCDData
 
 from astro_dustml.cli import main
 from astro_dustml.datasets import make_mock_galaxy
-from astro_dustml.sed import _pixel_area
+from astro_dustml.sed.tables import _pixel_area
 
 BANDS = ['GALEX_NUV', 'SDSS_r', '2MASS_Ks', 'WISE_3.4', 'WISE_4.6', 'WISE_12', 'WISE_22']
 

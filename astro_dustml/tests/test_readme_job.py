@@ -18,7 +18,7 @@ import pytest
 
 from astro_dustml.cli import main
 from astro_dustml.datasets import make_mock_galaxy
-from astro_dustml.estimate import read_dust_maps
+from astro_dustml.maps import read_dust_maps
 from astro_dustml.tests._mock_training import compare_with_truth
 
 

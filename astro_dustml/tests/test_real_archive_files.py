@@ -16,7 +16,7 @@ import pytest
 from astropy.io import fits
 
 from astro_dustml.bands import dn_unit, get_band
-from astro_dustml.io import read_images
+from astro_dustml.imaging import read_images
 
 DOC = Path(__file__).resolve().parents[2] / 'docs' / 'real_archive_files.rst'
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 import astro_dustml
 from astro_dustml import __version__, conf
-from astro_dustml.estimate import MAP_FLAGS
+from astro_dustml.maps import MAP_FLAGS
 from astro_dustml.visualization import figure_metadata, plot_dust_maps, save_dust_maps_figure
 
 MODELS = Path(astro_dustml.__file__).parent / 'data' / 'models'

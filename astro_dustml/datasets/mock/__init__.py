@@ -50,10 +50,10 @@ lie outside real galaxies'.
 `make_mock_survey` yields many different mock galaxies, one at a time.
 """
 
-from ._render import _tan_wcs  # noqa: F401 (the tests' WCS helper)
-from .galaxy import *  # noqa: F401,F403
+from ._render import _tan_wcs
+from .galaxy import *
 from .galaxy import __all__ as _galaxy_all
-from .survey import *  # noqa: F401,F403
+from .survey import *
 from .survey import __all__ as _survey_all
 
 __all__ = list(_galaxy_all) + list(_survey_all)

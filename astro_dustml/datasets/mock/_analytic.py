@@ -17,8 +17,8 @@ import astropy.units as u
 import numpy as np
 
 from ...bands import BANDS
-from ._render import (_REFERENCE_STEP, _fir_flux, _Geometry, _random_waves, _tan_wcs,
-                      _temperature, _wave_field)
+from ._render import (_REFERENCE_STEP, _fir_flux, _Geometry, _random_waves, _tan_wcs, _temperature,
+                      _wave_field)
 
 __all__ = []
 

@@ -11,7 +11,7 @@ from scipy.integrate import trapezoid
 from scipy.ndimage import gaussian_filter
 from scipy.special import erf
 
-from ...dust_emission import TD_UMIN1, UMIN_POWER
+from ...sed.dust_emission import TD_UMIN1, UMIN_POWER
 
 __all__ = []
 

@@ -12,7 +12,7 @@ import numpy as np
 from astropy.table import Table
 
 from ...bands import BANDS, INPUT_BANDS
-from ...dust_emission import TD_UMIN1, UMIN_POWER
+from ...sed.dust_emission import TD_UMIN1, UMIN_POWER
 from ._render import _LD_PER_MD_PER_UMIN, _fir_flux, _Geometry, _tan_wcs
 
 __all__ = []
