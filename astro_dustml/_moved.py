@@ -18,7 +18,7 @@ from astropy.utils.exceptions import AstropyDeprecationWarning
 
 #: Old module -> the new modules its public names live in (the first is the main one).
 MOVED = {
-    'io': ['imaging.io'], 'prepare': ['imaging.prepare'], 'psf': ['imaging.psf'],
+    'io': ['imaging.io'], 'prepare': ['imaging.prepare'], 'psf': ['imaging.psf', 'imaging.psf_matching'],
     'align': ['imaging.align'], 'stars': ['imaging.stars', 'imaging.gaia'],
     'filters': ['sed.filters'], 'dust_emission': ['sed.dust_emission'],
     'cigale': ['sed.cigale'], 'features': ['model.features'],

@@ -40,7 +40,8 @@ from ndcube import NDCollection
 from scipy.ndimage import distance_transform_edt
 from scipy.sparse import csr_matrix
 
-from ..imaging.psf import _pixel_scale, gaussian_psf
+from ..imaging.psf import gaussian_psf
+from ..imaging.psf_matching import _pixel_scale
 from ..sed.dust_emission import UMIN_POWER
 from ..sed.tables import _celestial
 

@@ -25,7 +25,7 @@ from ..bands import FIR_BANDS, get_band
 from ..imaging.align import align_images
 from ..imaging.io import _parse_image
 from ..imaging.prepare import OUTPUT_UNIT, _to_output_factor
-from ..imaging.psf import match_psf
+from ..imaging.psf_matching import match_psf
 from ..sed.dust_emission import _band_flux_per_mass
 from ..sed.tables import _celestial, _pixel_area
 from .dust_fit import _T_REFERENCE, dust_calibration

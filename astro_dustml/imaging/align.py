@@ -22,7 +22,8 @@ from reproject.mosaicking import find_optimal_celestial_wcs
 from ..bands import get_band
 from .io import _bad_pixels, _parse_collection
 from .prepare import OUTPUT_UNIT
-from .psf import _FWHM_RTOL, _as_arcsec, _pixel_scale, _workers, match_psf, psf_fwhm
+from .psf import _as_arcsec, psf_fwhm
+from .psf_matching import _FWHM_RTOL, _pixel_scale, _workers, match_psf
 
 __all__ = ['align_images']
 

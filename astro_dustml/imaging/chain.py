@@ -30,7 +30,7 @@ from . import stars as _stars
 from .align import _match_one, _plan, _reproject, align_images
 from .io import _usable
 from .prepare import OUTPUT_UNIT, _inside, _sky_circle, prepare_images
-from .psf import _workers
+from .psf_matching import _workers
 
 
 class _NoProgress:

@@ -66,7 +66,7 @@ from ..imaging.io import (
     _usable,
 )
 from ..imaging.prepare import OUTPUT_UNIT
-from ..imaging.psf import _FWHM_RTOL, _pixel_scale, make_matching_kernel
+from ..imaging.psf_matching import _FWHM_RTOL, _pixel_scale, make_matching_kernel
 from ..sed.tables import make_pixel_table
 from .estimate import (
     _check_arguments,

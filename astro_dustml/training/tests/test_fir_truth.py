@@ -11,8 +11,8 @@ from astropy.wcs import WCS
 from astro_dustml.bands import get_band
 from astro_dustml.exceptions import AstroDustMLWarning
 from astro_dustml.farinfrared import dust_calibration
-from astro_dustml.sed import read_filter
 from astro_dustml.farinfrared.tests.test_dust_fit import _observed_flux
+from astro_dustml.sed import read_filter
 from astro_dustml.training import (
     FarInfraredTruth,
     TrainingGalaxy,
