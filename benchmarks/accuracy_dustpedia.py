@@ -31,9 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from astro_dustml.sed import read_cigale_results
 from astro_dustml.model import DustModel
-from astro_dustml.sed import FLAG_MISSING
+from astro_dustml.sed import FLAG_MISSING, read_cigale_results
 from astro_dustml.training import cross_validate, regression_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

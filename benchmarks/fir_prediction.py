@@ -36,11 +36,10 @@ from scipy.stats import spearmanr
 
 from astro_dustml.bands import INPUT_BANDS
 from astro_dustml.datasets import load_dustpedia_global
-from astro_dustml.sed import band_flux
-from astro_dustml.farinfrared import fit_dust_sed
+from astro_dustml.farinfrared import fit_dust_sed, stellar_mass
 from astro_dustml.farinfrared.predict import _band_prediction
 from astro_dustml.model import DustModel
-from astro_dustml.farinfrared import stellar_mass
+from astro_dustml.sed import band_flux
 from astro_dustml.training import cross_validate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,10 +14,8 @@ import tracemalloc
 
 import astropy.units as u
 
-from astro_dustml.imaging import align_images
 from astro_dustml.datasets import make_mock_galaxy
-from astro_dustml.imaging import prepare_images
-from astro_dustml.imaging import match_psf
+from astro_dustml.imaging import align_images, match_psf, prepare_images
 
 
 def _run(label, func):

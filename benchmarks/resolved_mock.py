@@ -40,8 +40,13 @@ from astro_dustml.bands import INPUT_BANDS
 from astro_dustml.datasets import make_mock_survey
 from astro_dustml.model import DustModel
 from astro_dustml.model.registry import get_model
-from astro_dustml.training import (build_training_table, cross_validate_resolved,
-                                   evaluate_resolved, fit_resolved, read_training_table)
+from astro_dustml.training import (
+    build_training_table,
+    cross_validate_resolved,
+    evaluate_resolved,
+    fit_resolved,
+    read_training_table,
+)
 
 TARGETS = ('sLd', 'sMd', 'Td')
 

@@ -44,10 +44,9 @@ import warnings
 import astropy.units as u
 import numpy as np
 
-from astro_dustml.imaging import align_images
 from astro_dustml.datasets import make_mock_galaxy
+from astro_dustml.imaging import align_images, prepare_images
 from astro_dustml.maps import estimate_dust_maps
-from astro_dustml.imaging import prepare_images
 from astro_dustml.model.registry import get_model
 
 FOV = 4 * u.arcmin
@@ -144,9 +143,8 @@ def dask_runs(model, mock, stack, maps, work, *, n_galaxies=4):
     print('(4) Dask, two-worker LocalCluster on 127.0.0.1')
     try:
         import distributed
-        from astro_dustml.maps import estimate_mosaic
-        from astro_dustml.maps import estimate_many
-        from astro_dustml.maps import read_dust_maps
+
+        from astro_dustml.maps import estimate_many, estimate_mosaic, read_dust_maps
     except ImportError as exc:
         print(f'  skipped: {exc}')
         return

@@ -17,8 +17,16 @@ Writes three package data files of ``astro_dustml/data``:
   relation refitted to it ('dustpedia'); the one with the lower grouped-CV
   RMSE is recommended.
 
-Both calibrations are judged by grouped 4-fold cross-validation (one galaxy per
-group); the tables printed are those in ``docs/far_infrared.rst``.
+The dust calibration is fitted on a training split of the galaxies and judged
+on the rest, held out by name (``zlib.crc32(name) % 5 == 0``, about 20%; the
+rule is recorded in the file so that tests can find the same galaxies): per
+band set (every held-out galaxy with those bands, fitted with them alone) and
+"as observed" (each held-out galaxy with every band it has, in one call of
+`~astro_dustml.farinfrared.fit_dust_sed`, which calibrates each row with the
+entry of the bands usable in it).  Its scatter comes from grouped 4-fold
+cross-validation inside the training split; the stellar-mass calibration is
+judged by grouped 4-fold cross-validation (one galaxy per group).  The tables
+printed are those in ``docs/far_infrared.rst``.
 
 Usage::
 
@@ -29,22 +37,23 @@ import argparse
 import json
 import sys
 import time
+import zlib
 from itertools import combinations
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from scipy.optimize import brentq
 from sklearn.model_selection import GroupKFold
 
 from astro_dustml.bands import FIR_BANDS, get_band
 from astro_dustml.datasets import load_dustpedia_global
-from astro_dustml.sed.dust_emission import write_colour_corrections
-from astro_dustml.farinfrared.dust_fit import _T_REFERENCE
-from astro_dustml.farinfrared import fit_dust_sed
+from astro_dustml.farinfrared import STELLAR_MASS_RELATIONS, dust_fit, fit_dust_sed
+from astro_dustml.farinfrared.dust_fit import _T_REFERENCE, _calibrate
+from astro_dustml.farinfrared.stellar_mass import _COLOUR_RANGE, _colour, _log_w1_luminosity
 from astro_dustml.model import _shuffled_groups
 from astro_dustml.sed import FLAG_MISSING
-from astro_dustml.farinfrared.stellar_mass import _COLOUR_RANGE, _colour, _log_w1_luminosity
-from astro_dustml.farinfrared import STELLAR_MASS_RELATIONS
+from astro_dustml.sed.dust_emission import write_colour_corrections
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'scripts'))
@@ -55,7 +64,15 @@ MIN_SN = 3.0
 N_SPLITS = 4
 MIN_SCATTER = {'Mdust': 0.01, 'Ldust': 0.01, 'Tdust': 0.1}  # floors (dex, K)
 MIN_GALAXIES = 40  # fewer: no calibration of its own for a band set
+MIN_ERROR_SCALE = 0.3  # the fit's error is scaled down by at most this (see error_model)
 DEFAULT_SET = 'PACS_100+PACS_160+SPIRE_250+SPIRE_350+SPIRE_500'
+HOLDOUT_MODULUS = 5  # galaxies with crc32(name) % HOLDOUT_MODULUS == 0 are held out
+LN10 = np.log(10)
+
+
+def held_out(names):
+    """True for the galaxies of the held-out split (a fixed rule on the name)."""
+    return np.array([zlib.crc32(str(n).encode()) % HOLDOUT_MODULUS == 0 for n in names])
 
 
 def clean_fir(table):
@@ -83,59 +100,164 @@ def stats(residual):
             'rmse': float(np.sqrt(np.mean(residual ** 2)))}
 
 
-def calibrate_band_set(table, bands):
-    """Coefficients and grouped-CV report of one band set, or None if too few galaxies."""
+def _targets(table):
+    return {'Mdust': np.log10(table['Mdust'].value), 'Ldust': np.log10(table['Ldust'].value),
+            'Tdust': table['Td'].value}
+
+
+def _raw_fit(table, bands):
+    """Uncalibrated fit of the set: dict of arrays, NaN where a band of it is missing."""
     fitted = fit_dust_sed(table, bands=bands, calibrated=False)
-    t_fit = fitted['Td_fit'].value
-    raw = {'Mdust': np.log10(fitted['Md_fit'].value), 'Ldust': np.log10(fitted['Ld_fit'].value),
-           'Tdust': t_fit}
-    cat = {'Mdust': np.log10(table['Mdust'].value), 'Ldust': np.log10(table['Ldust'].value),
-           'Tdust': table['Td'].value}
-    # the fit's measurement errors, to split the CV scatter into them and the rest
-    ln10 = np.log(10)
-    fit_err = {'Mdust': fitted['Md_fit_err'].value / fitted['Md_fit'].value / ln10,
-               'Ldust': fitted['Ld_fit_err'].value / fitted['Ld_fit'].value / ln10,
-               'Tdust': fitted['Td_fit_err'].value}
-    # every band of the set measured, the catalogue values well constrained
-    good = ((np.asarray(fitted['n_bands_fit']) == len(bands)) & np.isfinite(t_fit)
-            & np.isfinite(cat['Mdust']) & np.isfinite(cat['Ldust'])
+    full = np.asarray(fitted['n_bands_fit']) == len(bands)
+    return {k: np.where(full, np.asarray(u.Quantity(fitted[c]).value, dtype=float), np.nan)
+            for k, c in (('Md', 'Md_fit'), ('Md_err', 'Md_fit_err'), ('Td', 'Td_fit'),
+                         ('Td_err', 'Td_fit_err'), ('Ld', 'Ld_fit'), ('Ld_err', 'Ld_fit_err'),
+                         ('snr', 'snr_fit'), ('chi2', 'chi2_fit'))}
+
+
+def _usable(table, raw):
+    """Galaxies whose fit and catalogue values are usable for the calibration."""
+    cat = _targets(table)
+    return (np.isfinite(raw['Td']) & np.isfinite(cat['Mdust']) & np.isfinite(cat['Ldust'])
             & np.isfinite(table['distance'].value) & well_constrained(table))
-    idx = np.flatnonzero(good)
+
+
+def report(table, rows, fit):
+    """
+    Held-out residuals of calibrated fits against the catalogue.
+
+    ``fit``: dict of calibrated arrays (``Md``, ``Td``, ``Ld`` with ``_err``)
+    for ``rows``.  chi2 = mean(z^2) with z = residual / sigma_fit (the stated
+    uncertainty as an error on the catalogue value) and, for reference,
+    chi2_cat with the catalogue's own error added in quadrature.
+    """
+    out = {'n': int(len(rows))}
+    cat = table[rows]
+    pairs = {'Tdust': (fit['Td'] - cat['Td'].value, fit['Td_err'], cat['Td_err'].value),
+             'Mdust': (np.log10(fit['Md'] / cat['Mdust'].value), fit['Md_err'] / fit['Md'] / LN10,
+                       cat['Mdust_err'].value / cat['Mdust'].value / LN10),
+             'Ldust': (np.log10(fit['Ld'] / cat['Ldust'].value), fit['Ld_err'] / fit['Ld'] / LN10,
+                       cat['Ldust_err'].value / cat['Ldust'].value / LN10)}
+    for name, (res, err, cat_err) in pairs.items():
+        z = res / err
+        out[name] = {'bias': float(np.mean(res)), 'rmse': float(np.sqrt(np.mean(res ** 2))),
+                     'chi2': float(np.mean(z ** 2)), 'z_std': float(np.std(z)),
+                     'chi2_cat': float(np.mean(res ** 2 / (err ** 2 + cat_err ** 2)))}
+    return out
+
+
+def error_model(residual, noise, floor):
+    """
+    ``(error_scale, scatter)`` with mean(residual^2 / (scale^2 noise + scatter^2)) = 1.
+
+    ``noise``: the fit's propagated variance.  Where the residuals exceed it,
+    ``scale = 1`` and the scatter (>= ``floor``) is solved for; where they
+    fall short of it (the catalogue's fit shares the photometry and so its
+    noise: it cancels from the residual), ``scatter = floor`` and the scale
+    (between ``MIN_ERROR_SCALE`` and 1) is solved for.
+    """
+    def chi2(scale, scatter):
+        return np.mean(residual ** 2 / (scale ** 2 * noise + scatter ** 2))
+
+    if chi2(1.0, floor) >= 1:
+        hi = 10 * np.sqrt(np.mean(residual ** 2)) + floor
+        return 1.0, float(brentq(lambda s: chi2(1.0, s) - 1, floor, hi))
+    if chi2(MIN_ERROR_SCALE, floor) <= 1:
+        return MIN_ERROR_SCALE, float(floor)
+    return float(brentq(lambda a: chi2(a, floor) - 1, MIN_ERROR_SCALE, 1.0)), float(floor)
+
+
+def calibrate_band_set(table, bands, train):
+    """Coefficients (fitted on ``train``), their CV report there and held-out report."""
+    raw = _raw_fit(table, bands)
+    t_fit = raw['Td']
+    logs = {'Mdust': np.log10(raw['Md']), 'Ldust': np.log10(raw['Ld']), 'Tdust': t_fit}
+    cat = _targets(table)
+    fit_err = {'Mdust': raw['Md_err'] / raw['Md'] / LN10,
+               'Ldust': raw['Ld_err'] / raw['Ld'] / LN10, 'Tdust': raw['Td_err']}
+    good = _usable(table, raw)
+    idx = np.flatnonzero(good & train)
     if idx.size < MIN_GALAXIES:
         return None
     groups = np.asarray(table['galaxy'])[idx]
     design = np.stack([np.ones_like(t_fit), t_fit - _T_REFERENCE], axis=1)
-    coefficients, report = {}, {}
+    coefficients, cv_report = {}, {}
     for name in ('Mdust', 'Ldust', 'Tdust'):
-        target = cat[name] - raw[name]
+        target = cat[name] - logs[name]
         oof = np.full(len(table), np.nan)
-        for train, test in folds(groups):
-            tr, te = idx[train], idx[test]
+        for tr_, te_ in folds(groups):
+            tr, te = idx[tr_], idx[te_]
             coef, *_ = np.linalg.lstsq(design[tr], target[tr], rcond=None)
-            oof[te] = raw[name][te] + design[te] @ coef
+            oof[te] = logs[name][te] + design[te] @ coef
         coef, *_ = np.linalg.lstsq(design[idx], target[idx], rcond=None)
         cv = stats(oof[idx] - cat[name][idx])
-        # scatter beyond the fit's own error (scaled by the calibration slope for T):
-        # fit error + scatter in quadrature then predict the catalogue value (the
-        # catalogue's error is not added: it comes from the same photometry)
-        scale = (1 + coef[1]) if name == 'Tdust' else 1.0
-        noise = np.mean((scale * fit_err[name][idx]) ** 2)
-        intrinsic = float(np.sqrt(max(cv['rmse'] ** 2 - noise, MIN_SCATTER[name] ** 2)))
+        # scatter beyond the fit's own error, propagated as _calibrate does
+        # (so that fit error + scatter in quadrature predicts the catalogue
+        # value; the catalogue's error is not added: it comes from the same
+        # photometry)
+        if name == 'Tdust':
+            noise = ((1 + coef[1]) * fit_err[name][idx]) ** 2
+        else:
+            noise = fit_err[name][idx] ** 2 + (coef[1] * raw['Td_err'][idx]) ** 2
+        scale, intrinsic = error_model(oof[idx] - cat[name][idx], noise, MIN_SCATTER[name])
         coefficients[name] = {'offset': float(coef[0]), 'slope': float(coef[1]),
-                              'scatter': intrinsic, 'cv_rmse': cv['rmse']}
-        report[name] = {'raw': stats(raw[name][idx] - cat[name][idx]), 'calibrated_cv': cv}
-    return {'coefficients': coefficients, 'cross_validation': report,
-            'n_galaxies': int(idx.size)}
+                              'scatter': intrinsic, 'error_scale': scale,
+                              'cv_rmse': cv['rmse']}
+        cv_report[name] = {'raw': stats(logs[name][idx] - cat[name][idx]), 'calibrated_cv': cv}
+    test = np.flatnonzero(good & ~train)
+    held = None
+    if test.size:
+        calibrated = _calibrate({k: v[test] for k, v in raw.items()}, coefficients)
+        held = report(table, test, calibrated)
+    return {'coefficients': coefficients, 'cross_validation': cv_report,
+            'held_out': held, 'n_galaxies': int(idx.size)}
 
 
-def dust_calibration(table):
+def dust_calibration(table, train):
     sets = {}
     for k in range(2, len(FIT_BANDS) + 1):
         for bands in combinations(FIT_BANDS, k):
-            entry = calibrate_band_set(table, list(bands))
+            entry = calibrate_band_set(table, list(bands), train)
             if entry is not None:
                 sets['+'.join(bands)] = entry
     return sets
+
+
+def as_observed(table, train, content):
+    """
+    Each held-out galaxy fitted with every band it has, in one call, with ``content``.
+
+    Returns the report per observed band set, per class (PACS 100 present;
+    PACS 160 without PACS 100; neither) and over all.
+    """
+    original = dust_fit.dust_calibration
+    dust_fit.dust_calibration = lambda: content
+    try:
+        fitted = fit_dust_sed(table, bands=FIT_BANDS)
+    finally:
+        dust_fit.dust_calibration = original
+    observed = np.array(['+'.join(b for b in FIT_BANDS if np.isfinite(table[b][i].value))
+                         for i in range(len(table))])
+    ok = (~train & (np.asarray(fitted['n_bands_fit']) >= 2) & np.isfinite(fitted['Td_fit'].value)
+          & np.isfinite(np.log10(table['Mdust'].value)) & np.isfinite(table['distance'].value)
+          & well_constrained(table))
+    fit = {k: np.asarray(u.Quantity(fitted[f'{k}_fit']).value, dtype=float)
+           for k in ('Md', 'Td', 'Ld')}
+    fit.update({f'{k}_err': np.asarray(u.Quantity(fitted[f'{k}_fit_err']).value, dtype=float)
+                for k in ('Md', 'Td', 'Ld')})
+    has100 = np.array(['PACS_100' in k.split('+') for k in observed])
+    has160 = np.array(['PACS_160' in k.split('+') for k in observed])
+    groups = {'all': ok, 'with PACS 100': ok & has100,
+              'with PACS 160, no PACS 100': ok & has160 & ~has100,
+              'with PACS 100 or 160': ok & (has100 | has160),
+              'without PACS 100 or 160': ok & ~has100 & ~has160}
+    groups.update({k: ok & (observed == k) for k in np.unique(observed[ok])})
+    out = {}
+    for name, mask in groups.items():
+        rows = np.flatnonzero(mask)
+        if rows.size:
+            out[name] = report(table, rows, {k: v[rows] for k, v in fit.items()})
+    return out
 
 
 def stellar_mass_calibration(table):
@@ -170,6 +292,17 @@ def stellar_mass_calibration(table):
     return relations, recommended, int(ok.sum())
 
 
+def print_table(title, rows):
+    print(f'\n{title}')
+    print(f'{"":52s} {"n":>4s} {"Td bias":>8s} {"Td rms":>7s} {"chi2":>5s} {"chi2c":>5s}  '
+          f'{"Md bias":>8s} {"Md rms":>7s} {"chi2":>5s} {"chi2c":>5s}')
+    for key, r in rows.items():
+        t, m = r['Tdust'], r['Mdust']
+        print(f'{key:52s} {r["n"]:4d} {t["bias"]:8.2f} {t["rmse"]:7.2f} {t["chi2"]:5.2f} '
+              f'{t["chi2_cat"]:5.2f}  {m["bias"]:8.3f} {m["rmse"]:7.3f} {m["chi2"]:5.2f} '
+              f'{m["chi2_cat"]:5.2f}')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--data', default=str(ROOT.parent / 'shared' / 'data'))
@@ -181,21 +314,31 @@ def main(argv=None):
     table = load_dustpedia_global(path=data / 'dustpedia', download=False,
                                   bands=['WISE_3.4', 'WISE_4.6', *FIT_BANDS])
     table = clean_fir(table)
-    sets = dust_calibration(table)
+    train = ~held_out(table['galaxy'])
+    sets = dust_calibration(table, train)
     provenance = {'photometry': 'DustPedia aperture photometry v2.2 (Clark et al. 2018)',
                   'targets': 'CIGALE/THEMIS catalogue (Nersesian et al. 2019)',
                   'script': 'scripts/calibrate_fir.py', 'min_sn': MIN_SN,
                   'n_splits': N_SPLITS, 'min_galaxies': MIN_GALAXIES,
                   'selection': 'every band of the set detected at S/N > min_sn and unflagged; '
-                               'catalogue Tdust_err < 3 K and Mdust_err/Mdust < 0.5'}
+                               'catalogue Tdust_err < 3 K and Mdust_err/Mdust < 0.5',
+                  'held_out': {'rule': f'zlib.crc32(galaxy.encode()) % {HOLDOUT_MODULUS} == 0',
+                               'modulus': HOLDOUT_MODULUS,
+                               'note': 'coefficients and scatter are fitted on the other '
+                                       'galaxies; held_out reports are on these'}}
+    content = {'description': 'y_cat = y_fit + offset + slope (T_fit - 20 K) for log10 '
+                              'Mdust, log10 Ldust and Tdust, per set of fitted bands (each '
+                              'row or pixel uses the entry of the bands usable in it); '
+                              'fitted on the training split',
+               'reference_temperature_K': _T_REFERENCE, 'default': DEFAULT_SET,
+               'scatter': 'sigma^2 = (error_scale * propagated fit error)^2 + scatter^2, '
+                          'the two solved so that the mean chi^2 of the grouped '
+                          f'{N_SPLITS}-fold CV residuals on the training split is 1 (a '
+                          'scale < 1 where the catalogue shares the photometric noise)',
+               'band_sets': sets, 'provenance': provenance}
+    content['held_out_as_observed'] = as_observed(table, train, content)
     with open(out / 'dust_fit_calibration.json', 'w') as handle:
-        json.dump({'description': 'y_cat = y_fit + offset + slope (T_fit - 20 K) for log10 '
-                                  'Mdust, log10 Ldust and Tdust, per set of fitted bands; '
-                                  'scatter = grouped-CV RMSE',
-                   'reference_temperature_K': _T_REFERENCE, 'default': DEFAULT_SET,
-                   'scatter': 'sqrt(cv_rmse^2 - mean(fit error^2)), added in quadrature '
-                              'to the fit uncertainty of each pixel or galaxy',
-                   'band_sets': sets, 'provenance': provenance}, handle, indent=1)
+        json.dump(content, handle, indent=1)
     relations, recommended, n_mass = stellar_mass_calibration(table)
     with open(out / 'stellar_mass_calibration.json', 'w') as handle:
         json.dump({'description': 'log10(M*/L_W1) = slope (W1-W2) + intercept; scatter = '
@@ -203,19 +346,17 @@ def main(argv=None):
                    'recommended': recommended, 'relations': relations,
                    'sample': {'galaxies': n_mass}, 'provenance': provenance}, handle, indent=1)
 
-    print(f'fit_dust_sed vs catalogue Mdust/Ldust (dex), Tdust (K): grouped {N_SPLITS}-fold '
-          'CV on well-constrained galaxies; raw = modified black body, cal = calibrated')
-    print(f'{"band set":52s} {"N":>4s}  {"Md raw b/sd":>12s} {"Md cal b/rmse":>13s}  '
-          f'{"Ld raw b/sd":>12s} {"Ld cal b/rmse":>13s}  {"Td raw b/sd":>12s} '
-          f'{"Td cal b/rmse":>13s}')
-    for key, entry in sorted(sets.items(), key=lambda kv: (kv[0] != DEFAULT_SET,
-                                                           -kv[1]['n_galaxies'])):
-        cells = []
-        for name in ('Mdust', 'Ldust', 'Tdust'):
-            r = entry['cross_validation'][name]
-            cells.append(f'{r["raw"]["bias"]:6.2f}/{r["raw"]["scatter"]:5.2f} '
-                         f'{r["calibrated_cv"]["bias"]:6.2f}/{r["calibrated_cv"]["rmse"]:5.2f}')
-        print(f'{key:52s} {entry["n_galaxies"]:4d}  ' + '  '.join(cells))
+    n_test = int(np.sum(~train & well_constrained(table)))
+    print(f'fit_dust_sed vs the catalogue on the held-out split ({n_test} well-constrained '
+          f'galaxies, crc32(name) % {HOLDOUT_MODULUS} == 0; calibration fitted on the rest). '
+          'Td in K, Md in dex; chi2 = mean z^2 with the fit sigma (chi2c: catalogue sigma '
+          'added)')
+    print_table('per band set: every held-out galaxy with these bands, fitted with them',
+                {k: e['held_out'] for k, e in sorted(
+                    sets.items(), key=lambda kv: (kv[0] != DEFAULT_SET, -kv[1]['n_galaxies']))
+                 if e['held_out']})
+    print_table('as observed: each held-out galaxy with every band it has (one call)',
+                content['held_out_as_observed'])
     print(f'\nstellar mass vs catalogue Mstar ({n_mass} galaxies with W1, W2 at S/N > {MIN_SN})')
     cl, dp = relations['cluver2014']['dustpedia_residual'], relations['dustpedia']
     print(f'cluver2014      bias {cl["bias"]:6.3f} dex  scatter {cl["scatter"]:.3f}  '

@@ -20,7 +20,9 @@ fitted temperature,
 
 whose coefficients and cross-validated scatter were derived on the global
 DustPedia photometry by ``scripts/calibrate_fir.py`` and ship as
-``data/dust_fit_calibration.json`` (see the far-infrared page of the docs).
+``data/dust_fit_calibration.json`` (see the far-infrared page of the docs),
+one entry per set of bands; every row or pixel is calibrated with the entry of
+the bands usable in it.
 """
 
 import json
@@ -100,17 +102,52 @@ def _band_key(bands):
     return '+'.join(b for b in FIR_BANDS if b in names)
 
 
-def _coefficients(bands):
-    """Calibration coefficients of a band set, else those of the default set (warns)."""
+# bands that stand in for one another when a set has no calibration of its own
+# (MIPS 160 and PACS 160 sample the same side of the peak; few DustPedia
+# galaxies have MIPS 160 with the catalogue well constrained)
+_STAND_INS = {'Spitzer_160': 'PACS_160'}
+
+
+def _lookup(bands):
+    """
+    ``(key, coefficients)`` of the calibration used for a set of fitted bands.
+
+    The set's own entry if the calibration has one; else that of the set with
+    MIPS 160 replaced by PACS 160; else the calibrated subset with the most
+    bands (then the most galaxies); else the default set.
+    """
     calibration = dust_calibration()
-    key = _band_key(bands)
     sets = calibration['band_sets']
-    if key not in sets:
-        warnings.warn(f'No calibration was derived for the band set {key} (too few DustPedia '
-                      f'galaxies have it); using that of {calibration["default"]}.',
-                      AstroDustMLWarning)
-        key = calibration['default']
-    return key, sets[key]['coefficients']
+    key = _band_key(bands)
+    if key in sets:
+        return key, sets[key]['coefficients']
+    names = {get_band(b).name for b in bands}
+    for band, twin in _STAND_INS.items():
+        if band in names:
+            names = (names - {band}) | {twin}
+    alt = _band_key(names)
+    if alt not in sets:
+        subsets = [k for k in sets if set(k.split('+')) <= names]
+        alt = (max(subsets, key=lambda k: (k.count('+'), sets[k]['n_galaxies']))
+               if subsets else calibration['default'])
+    return alt, sets[alt]['coefficients']
+
+
+def _warn_substitutes(pairs):
+    """One warning for the band sets calibrated with the entry of another set."""
+    pairs = sorted({(k, v) for k, v in pairs if k != v})
+    if pairs:
+        warnings.warn('No calibration was derived for the band set(s) '
+                      f'{", ".join(k for k, _ in pairs)} (too few DustPedia galaxies have '
+                      'them); using that of the nearest calibrated set: '
+                      + '; '.join(f'{k} -> {v}' for k, v in pairs) + '.', AstroDustMLWarning)
+
+
+def _coefficients(bands):
+    """Calibration coefficients of a band set, else those of the nearest set (warns)."""
+    used, coefficients = _lookup(bands)
+    _warn_substitutes([(_band_key(bands), used)])
+    return used, coefficients
 
 
 def _calibrate(result, coef):
@@ -124,12 +161,15 @@ def _calibrate(result, coef):
             log_value = np.log10(result[key])
             log_err = result[f'{key}_err'] / (result[key] * _LN10)
         log_cal = log_value + c['offset'] + c['slope'] * dt
-        log_cal_err = np.sqrt(log_err ** 2 + (c['slope'] * t_err) ** 2 + c['scatter'] ** 2)
+        scale = c.get('error_scale', 1.0)
+        log_cal_err = np.sqrt(scale ** 2 * (log_err ** 2 + (c['slope'] * t_err) ** 2)
+                              + c['scatter'] ** 2)
         out[key] = 10 ** log_cal
         out[f'{key}_err'] = out[key] * _LN10 * log_cal_err
     c = coef['Tdust']
     out['Td'] = t + c['offset'] + c['slope'] * dt
-    out['Td_err'] = np.sqrt(((1 + c['slope']) * t_err) ** 2 + c['scatter'] ** 2)
+    out['Td_err'] = np.sqrt((c.get('error_scale', 1.0) * (1 + c['slope']) * t_err) ** 2
+                            + c['scatter'] ** 2)
     return out
 
 
@@ -302,10 +342,35 @@ def _temperature_grid(temperature_range, n):
     return np.geomspace(lo, hi, n)
 
 
-def _finish(result, coefficients, n_used, min_snr):
+def _calibrate_rows(raw, usable, bands):
+    """
+    Calibrate each row (pixel) with the entry of the bands usable in it.
+
+    ``usable``: (n, n_bands) boolean.  Returns the calibrated arrays and, per
+    row, the index into the list of calibration keys used (-1: fewer than
+    two bands).
+    """
+    out = {k: np.array(v, dtype=float, copy=True) for k, v in raw.items()}
+    codes = usable.astype(np.int64) @ (1 << np.arange(usable.shape[1], dtype=np.int64))
+    index = np.full(usable.shape[0], -1)
+    keys, pairs = [], []
+    for code in np.unique(codes[usable.sum(axis=1) >= 2]):
+        rows = codes == code
+        present = [b for i, b in enumerate(bands) if (code >> i) & 1]
+        used, coefficients = _lookup(present)
+        pairs.append((_band_key(present), used))
+        part = _calibrate({k: v[rows] for k, v in raw.items()}, coefficients)
+        for k, v in part.items():
+            out[k][rows] = v
+        if used not in keys:
+            keys.append(used)
+        index[rows] = keys.index(used)
+    _warn_substitutes(pairs)
+    return out, index, keys
+
+
+def _finish(result, n_used, min_snr):
     failed = (n_used < 2) | ~(result['Md'] > 0)
-    if coefficients is not None:
-        result = _calibrate(result, coefficients)
     for key in result:
         result[key] = np.where(failed, np.nan, result[key])
     return result, failed | ~(result['snr'] >= min_snr)
@@ -332,8 +397,10 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
         at ``>= min_wavelength`` are needed.
     calibrated : bool, optional
         Return values on the CIGALE catalogue scale
-        (`~astro_dustml.farinfrared.dust_calibration`),
-        with the calibration scatter added to the uncertainties; `False` for
+        (`~astro_dustml.farinfrared.dust_calibration`), each row or pixel with
+        the entry of the bands usable in it (that of the nearest calibrated
+        set, with a warning, where its set has none), the uncertainties
+        those of the value as an estimate of the catalogue's; `False` for
         the raw modified black body.
     min_wavelength : `~astropy.units.Quantity`, optional
         Shorter bands (warm dust, stochastic heating) are left out, with a
@@ -370,7 +437,10 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
         below ``min_snr``, and ``'chi2'`` (minimum chi^2; ``meta['n_bands']``
         the bands used per pixel, ``meta['snr']`` the mass signal-to-noise).
         For a table: a copy with ``Md_fit``, ``Td_fit``, ``Ld_fit``, their
-        ``_err``, ``chi2_fit``, ``snr_fit``, ``n_bands_fit`` and ``mask_fit`` added.
+        ``_err``, ``chi2_fit``, ``snr_fit``, ``n_bands_fit`` and ``mask_fit`` added
+        (and ``calibration_fit``, the band set whose calibration each row
+        used, when calibrated; for maps ``meta['calibration']`` holds the
+        full set's entry and ``pixel_band_sets``, ``pixel_band_set_index``).
 
     Raises
     ------
@@ -424,12 +494,16 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
         sigma.append(np.where(np.isfinite(value), err, np.nan).ravel())
     flux = np.stack(flux, axis=1) * distance_mpc ** 2
     sigma = np.stack(sigma, axis=1) * distance_mpc ** 2
-    result, bad, n_used = _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir,
-                               min_snr, n_temperatures)
+    result, bad, n_used, index, keys = _run(flux, sigma, bands, temperatures, calibrated,
+                                            beta, filter_dir, min_snr, n_temperatures)
+    calibration = None
+    if calibrated:
+        # the entry of the full set, and the one each pixel used (pixels
+        # without some band are calibrated for the bands they have)
+        calibration = dict(zip(('band_set', 'coefficients'), _lookup(bands)))
+        calibration.update(pixel_band_sets=keys, pixel_band_set_index=index.reshape(shape))
     meta = {'bands': bands, 'distance': u.Quantity(distance, u.Mpc), 'calibrated': calibrated,
-            'beta': beta, 'psf_fwhm': _psf_fwhm(data, images),
-            'calibration': dict(zip(('band_set', 'coefficients'), _coefficients(bands)))
-            if calibrated else None}
+            'beta': beta, 'psf_fwhm': _psf_fwhm(data, images), 'calibration': calibration}
     units = {'Md': u.Msun, 'Td': u.K, 'Ld': u.Lsun}
     maps = []
     mask = bad.reshape(shape)
@@ -447,17 +521,18 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
 
 
 def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir, min_snr, n_refine):
-    coefficients = None
-    if calibrated:
-        if beta != BETA:
-            raise ValueError(f'The calibration is for beta={BETA}; pass calibrated=False for '
-                             f'beta={beta}.')
-        coefficients = _coefficients(bands)[1]
+    if calibrated and beta != BETA:
+        raise ValueError(f'The calibration is for beta={BETA}; pass calibrated=False for '
+                         f'beta={beta}.')
     kernels = np.array([_band_flux_per_mass(b, temperatures, beta, filter_dir) for b in bands])
     raw = _fit_arrays(flux, sigma, kernels, temperatures, n_refine, beta)
-    n_used = np.sum(np.isfinite(flux) & np.isfinite(sigma) & (sigma > 0), axis=1)
-    result, bad = _finish(raw, coefficients, n_used, min_snr)
-    return result, bad, n_used
+    usable = np.isfinite(flux) & np.isfinite(sigma) & (sigma > 0)
+    n_used = np.sum(usable, axis=1)
+    index, keys = np.full(flux.shape[0], -1), []
+    if calibrated:
+        raw, index, keys = _calibrate_rows(raw, usable, bands)
+    result, bad = _finish(raw, n_used, min_snr)
+    return result, bad, n_used, index, keys
 
 
 def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
@@ -478,8 +553,9 @@ def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
     if calibration_errors:
         cal = np.array([get_band(b).calibration_error for b in bands])
         sigma = np.hypot(sigma, cal * flux)
-    result, bad, n_used = _run(flux * d2[:, None], sigma * d2[:, None], bands, temperatures,
-                               calibrated, beta, filter_dir, min_snr, n_refine)
+    result, bad, n_used, index, keys = _run(flux * d2[:, None], sigma * d2[:, None], bands,
+                                            temperatures, calibrated, beta, filter_dir,
+                                            min_snr, n_refine)
     out = table.copy()
     units = {'Md': u.Msun, 'Td': u.K, 'Ld': u.Lsun}
     for key, unit in units.items():
@@ -489,6 +565,8 @@ def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
     out['snr_fit'] = result['snr']
     out['n_bands_fit'] = n_used
     out['mask_fit'] = bad
+    if calibrated:
+        out['calibration_fit'] = np.array([keys[i] if i >= 0 else '' for i in index], dtype=str)
     out.meta['dust_fit'] = {'bands': bands, 'calibrated': calibrated, 'beta': beta}
     return out
 
