@@ -28,7 +28,7 @@ from ndcube import NDCollection
 from ..bands import REFERENCE_BAND, get_band
 from . import stars as _stars
 from .align import _match_one, _plan, _reproject, align_images
-from .io import _usable
+from .io import _subset, _usable
 from .prepare import OUTPUT_UNIT, _inside, _sky_circle, prepare_images
 from .psf_matching import _workers
 
@@ -86,7 +86,7 @@ def _drop_uninformative(images):
         raise ValueError(f'The {REFERENCE_BAND} image is {unused[REFERENCE_BAND]}: it carries '
                          'no signal, and WISE 3.4 µm is the reference band every '
                          'prediction needs. Check that the right file or array was given.')
-    return {b: im for b, im in images.items() if b not in unused}, unused
+    return _subset(images, [b for b in images if b not in unused]), unused
 
 
 def _sign_flipped(prepared, region):
@@ -213,7 +213,7 @@ def _prepare_align_by_band(selected, *, ebv, region, resolution, pixel_scale, di
     (``grids``: band -> its full-resolution grid, for `_coverage`), or None
     when the plan fails (the all-bands chain then raises the error).
     """
-    bands = dict(selected)
+    bands = _subset(selected, list(selected))
     plan = _grid_plan(bands, resolution=resolution, pixel_scale=pixel_scale,
                       distance=distance)
     if plan is None:
@@ -232,7 +232,7 @@ def _prepare_align_by_band(selected, *, ebv, region, resolution, pixel_scale, di
             # the bands if it set the target PSF or widened the grid, or if
             # star apertures were fitted from it
             flipped.update(found)
-            bands = {b: im for b, im in bands.items() if b not in found}
+            bands = _subset(bands, [b for b in bands if b not in found])
             replan = _grid_plan(bands, resolution=resolution, pixel_scale=pixel_scale,
                                 distance=distance)
             if replan is None:
@@ -259,7 +259,7 @@ def _band_pass(bands, plan, *, ebv, region, stars, workers, pool):
     pending = None
     fitter = None if stars is None else _stars._ApertureFitter(stars, bands)
     for band in bands if fitter is None else fitter.order:
-        prepared = _prepare({band: bands[band]}, ebv=ebv, region=region)
+        prepared = _prepare(_subset(bands, [band]), ebv=ebv, region=region)
         meta = prepared.meta
         found.update(_sign_flipped(prepared, region))
         if band in found:

@@ -309,16 +309,42 @@ def _attach_uncertainty(image, path, units):
     return image
 
 
+class _ImageStack(NDCollection):
+    """
+    The parsed images of one call: canonical band name -> `~astropy.nddata.CCDData`.
+
+    Every member has a float array, a real unit (``meta['unit_source']``
+    says where it came from), a celestial WCS, ``meta['band']`` and, if
+    any, a `~astropy.nddata.StdDevUncertainty`. `_parse_collection` makes
+    it at the public boundary and returns it unchanged when given one, so
+    the steps after the boundary do not parse the images again.
+    """
+
+    def subset(self, bands):
+        """The stack of the members in ``bands`` (the same image objects)."""
+        return _ImageStack([(b, self[b]) for b in bands if b in self], meta=self.meta)
+
+
+def _subset(images, bands):
+    """``images`` cut to ``bands``, an `_ImageStack` if it was one."""
+    if isinstance(images, _ImageStack):
+        return images.subset(bands)
+    return {b: images[b] for b in bands if b in images}
+
+
 def _parse_collection(images, *, bands=None, units=None):
     """
-    Turn a collection of images into a dict ``{band name: CCDData}``.
+    Turn a collection of images into an `_ImageStack` ``{band name: CCDData}``.
 
     Accepted: an `~ndcube.NDCollection` or any mapping of band name to image;
     a sequence of images whose bands come from ``bands`` or from their
     headers. AllWISE ``-unc-`` files in a sequence become the uncertainty of
     the ``-int-`` file of the same name. ``units`` maps band names to the
     unit of images that carry none. Raises if two images have the same band.
+    An `_ImageStack` is returned as it is (it was parsed already).
     """
+    if isinstance(images, _ImageStack) and bands is None and not units:
+        return images
     units = {_band_key(k): v for k, v in (units or {}).items()}
     if isinstance(images, Mapping):
         if bands is not None:
@@ -352,7 +378,7 @@ def _parse_collection(images, *, bands=None, units=None):
     if not out:
         raise ValueError('The collection holds no images.')
     _check_unit_bands(units, out)
-    return out
+    return _ImageStack(list(out.items()))
 
 
 def _check_unit_bands(units, bands):

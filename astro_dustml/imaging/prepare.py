@@ -441,10 +441,16 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
     >>> round(float(out.meta['background_rms'].value), 2), out.meta['psf_fwhm']
     (0.1, <Quantity 5.79 arcsec>)
     """
-    if sky not in ('plane', 'constant', None):
-        raise ValueError(f"sky must be 'plane', 'constant' or None, not {sky!r}.")
     # The one parse of the image: it resolves the unit (explicit unit= wins)
     parsed = _parse_image(image, band=band, unit=unit, given_unit_wins=True)
+    return _prepare_parsed(parsed, ebv=ebv, ebv_err=ebv_err, galaxy=galaxy, sky=sky,
+                           sky_annulus=sky_annulus, psf_fwhm=psf_fwhm, sigma=sigma)
+
+
+def _prepare_parsed(parsed, *, ebv, ebv_err, galaxy, sky, sky_annulus, psf_fwhm, sigma):
+    """`prepare_image` of an image `_parse_image` made (it is not modified)."""
+    if sky not in ('plane', 'constant', None):
+        raise ValueError(f"sky must be 'plane', 'constant' or None, not {sky!r}.")
     band = get_band(parsed.meta['band'])
     wcs = parsed.wcs
     pixel_area = _pixel_area(wcs)
@@ -496,7 +502,7 @@ def prepare_image(image, band=None, *, unit=None, ebv=None, ebv_err=None, galaxy
                 sky=sky_params, ebv=ebv_value, ebv_err=ebv_error,
                 extinction_factor=ext_factor, galaxy_region=region, input_unit=in_unit,
                 systematic_error=float(np.hypot(band.calibration_error, ext_frac)))
-    return CCDData(data, unit=OUTPUT_UNIT, wcs=wcs, mask=bad,
+    return CCDData(data, unit=OUTPUT_UNIT, wcs=wcs.deepcopy(), mask=bad,
                    uncertainty=StdDevUncertainty(uncertainty), meta=meta)
 
 
@@ -550,13 +556,14 @@ def prepare_images(collection, *, ebv=None, ebv_err=None, galaxy=None, units=Non
     >>> list(out.keys()), out['WISE_4.6'].unit
     (['WISE_3.4', 'WISE_4.6'], Unit("MJy / sr"))
     """
-    # One parse of each image, which resolves its unit (units= first)
+    # One parse of each image, which resolves its unit (units= first); none
+    # for images parsed already at the public boundary
     parsed = _parse_collection(collection, units=units)
     fwhms = {get_band(k).name: v for k, v in (psf_fwhm or {}).items()}
     name, region, _ = _parse_galaxy(galaxy)
-    out = [(band, prepare_image(image, band, ebv=ebv,
-                                ebv_err=ebv_err, galaxy=region, sky=sky, sky_annulus=sky_annulus,
-                                psf_fwhm=fwhms.get(band), sigma=sigma))
+    out = [(band, _prepare_parsed(image, ebv=ebv, ebv_err=ebv_err, galaxy=region, sky=sky,
+                                  sky_annulus=sky_annulus, psf_fwhm=fwhms.get(band),
+                                  sigma=sigma))
            for band, image in parsed.items()]
     meta = dict(getattr(collection, 'meta', None) or {})
     meta.update(galaxy_name=name, galaxy_region=region,

@@ -44,7 +44,7 @@ from ..imaging.chain import (
     _progress,
     _sign_flipped,
 )
-from ..imaging.io import _parse_collection
+from ..imaging.io import _parse_collection, _subset
 from ..imaging.prepare import _parse_galaxy
 from ..model.features import valid_bands
 from ..model.registry import get_model
@@ -61,7 +61,7 @@ def _select_bands(parsed, model_bands):
     if ignored:
         warnings.warn(f'Ignoring {", ".join(ignored)}: not an input band of the model '
                       f'(inputs: {", ".join(model_bands)}).', AstroDustMLWarning)
-    return {b: im for b, im in parsed.items() if b in model_bands}, ignored
+    return _subset(parsed, [b for b in parsed if b in model_bands]), ignored
 
 
 def _model_bands(model):

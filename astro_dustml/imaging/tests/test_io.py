@@ -82,3 +82,33 @@ def test_read_real_images(shared_data):
     assert set(collection.keys()) == {'GALEX_NUV', 'PACS_100', 'SPIRE_250'}
     # The unit comes from DustPedia's SIGUNIT keyword
     assert all(im.unit == u.Jy / u.pix for im in collection.values())
+
+
+def test_images_are_parsed_once(wcs, monkeypatch):
+    """A parsed stack goes through the later steps without another parse."""
+    from astro_dustml.imaging import io, prepare
+    from astro_dustml.imaging.io import _parse_collection
+    rng = np.random.default_rng(3)
+    images = {band: CCDData(1 + rng.normal(0, 0.1, (40, 40)), unit='MJy/sr', wcs=wcs)
+              for band in ('WISE_3.4', 'WISE_4.6')}
+    stack = _parse_collection(images)
+    assert _parse_collection(stack) is stack
+    assert _parse_collection(stack, units={'WISE_3.4': 'MJy/sr'}) is not stack
+    assert set(stack.subset(['WISE_4.6'])) == {'WISE_4.6'}
+    assert stack.subset(['WISE_4.6'])['WISE_4.6'] is stack['WISE_4.6']
+
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return _parse_image(*args, **kwargs)
+    monkeypatch.setattr(io, '_parse_image', counting)
+    monkeypatch.setattr(prepare, '_parse_image', counting)
+    from_stack = prepare.prepare_images(stack, ebv=0.0)
+    assert calls == []
+    from_dict = prepare.prepare_images(images, ebv=0.0)
+    assert len(calls) == 2  # the user's images: one parse each
+    for band in images:
+        np.testing.assert_array_equal(from_stack[band].data, from_dict[band].data)
+        assert from_stack[band].wcs is not stack[band].wcs
+    np.testing.assert_array_equal(stack['WISE_3.4'].data, images['WISE_3.4'].data)
