@@ -52,6 +52,28 @@ def _partial_name(path):
     return path.with_name(f'.partial-{secrets.token_hex(4)}-{path.name}')
 
 
+def _check_replaceable(path, *, overwrite, is_ours, what):
+    """
+    ``path`` as a Path, if a new output may be written there (see `_replacing_file`).
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False, or it is not ours.
+    """
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f'{path} exists; pass overwrite=True to replace it.')
+        if path.is_dir() or not is_ours(path):
+            kind = 'a folder' if path.is_dir() else 'a file'
+            raise FileExistsError(
+                f'{path} exists and is {kind} that was not written as {what}: it is left '
+                'alone, even with overwrite (the package replaces only its own outputs). '
+                'Move or delete it yourself, or write to another path.')
+    return path
+
+
 @contextmanager
 def _replacing_file(path, *, overwrite, is_ours, what):
     """
@@ -81,16 +103,7 @@ def _replacing_file(path, *, overwrite, is_ours, what):
     FileExistsError
         ``path`` exists and ``overwrite`` is False, or it is not ours.
     """
-    path = Path(path)
-    if path.exists() or path.is_symlink():
-        if not overwrite:
-            raise FileExistsError(f'{path} exists; pass overwrite=True to replace it.')
-        if path.is_dir() or not is_ours(path):
-            kind = 'a folder' if path.is_dir() else 'a file'
-            raise FileExistsError(
-                f'{path} exists and is {kind} that was not written as {what}, so '
-                'overwrite=True leaves it alone (the package replaces only its own '
-                'outputs): move or delete it yourself, or write to another path.')
+    path = _check_replaceable(path, overwrite=overwrite, is_ours=is_ours, what=what)
     partial = _partial_name(path)
     try:
         yield partial

@@ -72,19 +72,7 @@ def _save(model, path, *, overwrite=False):
     model lacks are removed only if its verified card wrote them
     (`_written_files`); any other file in the folder stays.
     """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f'{path} is a file, not a model folder; save the model to '
-                              'a folder path (it is created).')
-    if (path / _CARD).exists():
-        if not overwrite:
-            raise FileExistsError(f'{path} already holds a model; pass overwrite=True '
-                                  'to replace it.')
-        if not _is_card(path / _CARD):
-            raise FileExistsError(
-                f'{path / _CARD} is not a model card of astro_dustml (not a JSON object '
-                'with "format_version" and "files"), so overwrite=True leaves it and its '
-                'folder alone: save the model to another folder.')
+    path = _check_save_path(path, overwrite=overwrite)
     with _replacing_folder(path, card=_CARD, owned=_written_files) as folder:
         files = {}
         for target in model.targets_:
@@ -108,6 +96,24 @@ def _save(model, path, *, overwrite=False):
         card[_CARD_HASH] = _card_digest(card)
         (folder / _CARD).write_text(json.dumps(card, indent=2))
     model.card = card
+    return path
+
+
+def _check_save_path(path, *, overwrite):
+    """``path`` as a Path, if a model may be saved there (before any work is done)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f'{path} is a file, not a model folder; save the model to '
+                              'a folder path (it is created).')
+    if (path / _CARD).exists():
+        if not overwrite:
+            raise FileExistsError(f'{path} already holds a model; pass overwrite=True '
+                                  'to replace it.')
+        if not _is_card(path / _CARD):
+            raise FileExistsError(
+                f'{path / _CARD} is not a model card of astro_dustml (not a JSON object '
+                'with "format_version" and "files"): it and its folder are left alone, '
+                'even with overwrite. Save the model to another folder.')
     return path
 
 

@@ -245,7 +245,7 @@ def test_overwrite_leaves_a_foreign_file(tmp_path, name, make):
     before = _snapshot(path)
     with pytest.raises(FileExistsError) as info:
         write_dust_maps(_td(20.), path, overwrite=True)
-    for word in (name, 'not written as a dust-map file', 'leaves it alone'):
+    for word in (name, 'not written as a dust-map file', 'left alone'):
         assert word in str(info.value)
     assert _snapshot(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]

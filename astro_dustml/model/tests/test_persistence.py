@@ -208,7 +208,7 @@ def test_interrupted_first_save_leaves_no_folder(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('make, words', [
     (lambda folder: (folder / 'model.json').write_text('{"name": "my config"}'),
-     ['not a model card of astro_dustml', 'leaves it', 'another folder']),
+     ['not a model card of astro_dustml', 'left alone', 'another folder']),
     (lambda folder: (folder / 'model.json').write_text('[1, 2]'),
      ['not a model card of astro_dustml']),
     (lambda folder: (folder / 'model.json').write_text('{"format_version": 3, "files": {'),

@@ -387,7 +387,7 @@ def test_overwrite_leaves_foreign_outputs(tmp_path, make, name):
     with pytest.raises(FileExistsError) as info:
         build_training_table(_skipped_only(), scales=['18arcsec'],
                              output=tmp_path / 'p.parquet', overwrite=True, progress=False)
-    for word in (name, 'not written as', 'build_training_table', 'leaves it alone'):
+    for word in (name, 'not written as', 'build_training_table', 'left alone'):
         assert word in str(info.value), str(info.value)
     assert _files(tmp_path) == before
 
