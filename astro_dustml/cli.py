@@ -116,7 +116,8 @@ def _units(pairs):
 # API keyword spellings in library messages, and their command-line options
 _CLI_WORDS = [(re.compile(r'\bband="([^"]+)"'), r'--band \1'),
               (re.compile(r'\b(distance|pixel_scale|resolution|units|band|ebv)=(?=[\s,.;)]|$)'),
-               lambda m: '--' + m.group(1).replace('_', '-'))]
+               lambda m: '--' + m.group(1).replace('_', '-')),
+              (re.compile(r'\boverwrite=True\b'), '--overwrite')]
 
 
 def _in_cli_terms(message):
@@ -264,6 +265,7 @@ def _estimate(args):
                           'give one --band per image, or none.')
     output = Path(args.output)
     _check_output(output, args.overwrite, '-o')
+    _check_own_output(output, args.overwrite)
     if args.plot:
         _check_output(Path(args.plot), True, '--plot')  # figures are replaced, as before
     distance = (None if args.distance is None
@@ -331,6 +333,14 @@ def _check_output(path, overwrite, option):
         raise FileExistsError(f'{path} exists; use --overwrite to replace it.')
 
 
+def _check_own_output(path, overwrite):
+    """--overwrite replaces only a dust-map file of the package: refuse before the work."""
+    from .maps.io import _is_dust_map_file
+    from .model._integrity import _check_replaceable
+    _check_replaceable(path, overwrite=overwrite, is_ours=_is_dust_map_file,
+                       what='a dust-map file of write_dust_maps')
+
+
 def _write_fir(args, maps, output, distance, galaxy):
     from astropy.io import fits
     from .farinfrared.predict import _fir_from_images
@@ -368,6 +378,8 @@ def _train(args):
 
     from .bands import INPUT_BANDS
     from .model import DustModel
+    from .model._persistence import _check_save_path
+    _check_save_path(args.output, overwrite=args.overwrite)  # before the training
     if _is_parquet(args.table):
         return _train_pixels(args)
     table = QTable.read(args.table)

@@ -27,6 +27,7 @@ from ndcube import NDCollection
 
 from ..bands import REFERENCE_BAND, get_band
 from . import stars as _stars
+from .gaia import query_gaia_stars
 from .align import _match_one, _plan, _reproject, align_images
 from .io import _subset, _usable
 from .prepare import OUTPUT_UNIT, _inside, _sky_circle, prepare_images
@@ -153,7 +154,7 @@ def _foreground_stars(reference, stars, *, region):
         ny, nx = reference.shape
         center = reference.wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
         corner = reference.wcs.pixel_to_world(0, 0)
-        stars = _stars.query_gaia_stars(center, center.separation(corner))
+        stars = query_gaia_stars(center, center.separation(corner))
     # Only the galaxy centre goes along: stars.py protects a nucleus around it
     return _stars.select_foreground_stars(stars, galaxy=getattr(region, 'center', None))
 

@@ -11,10 +11,12 @@ are made in ``imaging.stars``.
 Uses `astro_dustml.exceptions` and astroquery (optional).
 """
 
+from collections.abc import Mapping
+
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
-from astropy.table import Table
+from astropy.table import QTable, Table
 from astropy.wcs import WCS
 from regions import CircleSkyRegion, SkyRegion
 
@@ -67,6 +69,9 @@ def query_gaia_stars(center, radius, *, table='gaiadr3.gaia_source', max_mag=Non
     ------
     ImportError
         If astroquery is not installed.
+    ConnectionError
+        If the archive cannot be reached (e.g. no network): pass a local
+        table instead.
 
     Examples
     --------
@@ -91,14 +96,32 @@ def query_gaia_stars(center, radius, *, table='gaiadr3.gaia_source', max_mag=Non
         where += f' AND phot_g_mean_mag < {float(max_mag)!r}'
     top = '' if row_limit is None or row_limit < 0 else f'TOP {int(row_limit)} '
     query = f"SELECT {top}{', '.join(_QUERY_COLUMNS)} FROM {table} WHERE {where}"
-    job = Gaia.launch_job_async(query)
-    result = Table(job.get_results())
+    try:
+        job = Gaia.launch_job_async(query)
+        result = Table(job.get_results())
+    except OSError as exc:  # socket.gaierror, refused or timed-out connections, HTTP errors
+        raise ConnectionError(
+            f'Could not reach the Gaia archive ({type(exc).__name__}: {exc}); without '
+            'network, pass a local Gaia table instead: stars=Table.read("gaia.ecsv") (any '
+            'Table with the gaia_source columns ra, dec, parallax, parallax_error, pmra, '
+            'pmdec, phot_g_mean_mag; see "Masking foreground stars" in the docs, offline) '
+            'or --gaia FILE on the command line; or stars=None to mask no stars.') from exc
     result.rename_columns(result.colnames, [c.lower() for c in result.colnames])
     return result
 
 
 def _as_stars(table):
     """Validate a Gaia-like table into a new Table of plain float columns."""
+    if isinstance(table, (list, tuple)) and table and all(isinstance(r, Mapping)
+                                                           for r in table):
+        # rows as dicts (e.g. from JSON): columns with the units their values carry
+        try:
+            table = QTable(rows=list(table))
+        except Exception as exc:
+            raise TypeError(f'The star table, given as a list of {len(table)} dicts, cannot '
+                            f'be made into a table ({exc}); every row needs the same keys, '
+                            'with numbers or Quantities (ra, dec in deg, parallax in mas, '
+                            'pmra, pmdec in mas/yr), or pass an astropy Table.') from exc
     if not isinstance(table, Table):
         try:
             table = Table(table)
@@ -126,6 +149,7 @@ def _as_stars(table):
         column = table[name]
         if name in _UNITS or name in ('parallax_over_error', 'astrometric_excess_noise_sig',
                                       'ruwe'):
+            _check_numbers(name, column)
             unit = getattr(column, 'unit', None)
             values = np.ma.filled(np.ma.asarray(getattr(column, 'value', column),
                                                 dtype=float), np.nan)
@@ -142,6 +166,23 @@ def _as_stars(table):
         with np.errstate(divide='ignore', invalid='ignore'):
             out['parallax_over_error'] = out['parallax'] / out['parallax_error']
     return out
+
+
+def _check_numbers(name, column):
+    """A Gaia column must hold numbers: text (e.g. sexagesimal RA) is refused."""
+    kind = np.asarray(getattr(column, 'value', column)).dtype.kind
+    if kind in 'iufb':
+        return
+    first = str(column[0]) if len(column) else ''
+    unit = _UNITS.get(name)
+    what = 'text' if kind in 'US' else 'mixed objects' if kind == 'O' else f'{kind!r} values'
+    raise ValueError(
+        f"Column {name} of the star table holds {what} (e.g. '{first}'), not numbers; "
+        'the Gaia columns are numbers'
+        + (f' in {unit} (or Quantities)' if unit is not None else '') + '. Convert it '
+        'first, e.g. for sexagesimal coordinates SkyCoord(ra, dec, unit=(u.hourangle, '
+        'u.deg)).ra.deg, or read the table with its units (Table.read of the saved Gaia '
+        'query).')
 
 
 def _nucleus_region(galaxy, nucleus_radius):
@@ -178,10 +219,13 @@ def select_foreground_stars(table, *, galaxy=None, min_parallax_snr=5.0,
 
     Parameters
     ----------
-    table : `~astropy.table.Table`
+    table : `~astropy.table.Table` or list of dict
         Gaia sources with ``gaia_source`` column names (`GAIA_COLUMNS` and
         ``parallax_error`` or ``parallax_over_error``), e.g. from
-        `query_gaia_stars`.
+        `query_gaia_stars`, or its rows as dicts. Columns with units are
+        converted; columns without are read in the ``gaia_source`` units
+        (deg, mas, mas/yr, mag). Columns of text (e.g. sexagesimal RA) are
+        an error.
     galaxy : `~astropy.coordinates.SkyCoord`, dict or `regions.SkyRegion`, optional
         The galaxy centre (or a dict with ``'center'``, as
         `~astro_dustml.datasets.MockGalaxy.galaxy`), whose surroundings
@@ -209,7 +253,7 @@ def select_foreground_stars(table, *, galaxy=None, min_parallax_snr=5.0,
 
     Examples
     --------
-    >>> from astropy.table import Table
+    >>> from astropy.table import QTable, Table
     >>> from astro_dustml.imaging import select_foreground_stars
     >>> gaia = Table({'source_id': [1, 2, 3], 'ra': [10., 10.01, 10.02],
     ...               'dec': [0., 0., 0.], 'parallax': [2.0, 0.1, -0.2],

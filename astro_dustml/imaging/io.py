@@ -7,6 +7,7 @@ collections of them) becomes `~astropy.nddata.CCDData` keyed by canonical
 band name.
 """
 
+import copy
 import os
 import warnings
 from collections.abc import Mapping
@@ -109,8 +110,19 @@ def _resolve_unit(carried, given, header, band, *, given_wins=False):
     return band.native_unit, 'native unit of the band (assumed)'
 
 
+def _directory_error(path):
+    path = os.fspath(path)
+    pattern = os.path.join(path, '*.fits*')
+    return IsADirectoryError(
+        f'{path} is a directory, not a FITS file: give the FITS files in it, e.g. with a '
+        f'glob: read_images(sorted(glob.glob({pattern!r}))) in Python, {pattern} on the '
+        'command line.')
+
+
 def _open_fits(path, **kwargs):
     """`_parse_image` of a FITS file, with errors that name the file."""
+    if os.path.isdir(path):
+        raise _directory_error(path)
     try:
         hdul = fits.open(path)
     except FileNotFoundError:
@@ -169,7 +181,7 @@ def _parse_image(data, *, band=None, unit=None, wcs=None, units=None,
         if carried_unit is not None and unit is not None and not given_unit_wins:
             _merge(unit, carried_unit, 'unit')  # warns when they disagree
         uncertainty, mask = data.uncertainty, data.mask
-        meta = dict(data.meta or {})
+        meta = copy.deepcopy(dict(data.meta or {}))  # nothing shared with the input
         header = meta.get('header')
         if header is None and isinstance(data.meta, fits.Header):
             header = data.meta
@@ -407,7 +419,9 @@ def make_collection(images, *, bands=None, units=None, aligned=False, meta=None)
         ``BUNIT``, ``SIGUNIT`` or ``MAGZP``); without it such an image gets
         its band's native survey unit, with a warning.
     aligned : bool, optional
-        Declare all axes aligned; every image must then share shape and WCS.
+        Declare all axes aligned; every image must then share the shape and
+        the WCS (each pixel within 0.01 pixel of the same pixel of the first
+        image), else it is an error.
     meta : dict, optional
         Collection metadata.
 
@@ -437,9 +451,36 @@ def make_collection(images, *, bands=None, units=None, aligned=False, meta=None)
                     f'{band} has shape {image.shape} but the first image has '
                     f'{first.shape}; align them first with '
                     'astro_dustml.imaging.align_images.')
+        _check_same_grid(parsed)
     return NDCollection(list(parsed.items()),
                         aligned_axes='all' if aligned else None,
                         meta=meta)
+
+
+# how far (in pixels) the grids of "aligned" images may differ anywhere on the image
+_ALIGNED_TOLERANCE = 0.01
+
+
+def _check_same_grid(images):
+    """aligned=True: every image's WCS puts each pixel where the first's does."""
+    (first_band, first), *others = images.items()
+    ny, nx = first.shape
+    # the corners and the centre of the first image, on the sky and then on each image
+    x = np.array([0, nx - 1, 0, nx - 1, (nx - 1) / 2])
+    y = np.array([0, 0, ny - 1, ny - 1, (ny - 1) / 2])
+    sky = first.wcs.pixel_to_world(x, y)
+    for band, image in others:
+        with np.errstate(invalid='ignore'):
+            px, py = image.wcs.world_to_pixel(sky)
+        offset = np.hypot(np.asarray(px) - x, np.asarray(py) - y)
+        worst = np.max(offset) if np.all(np.isfinite(offset)) else np.inf
+        if not worst <= _ALIGNED_TOLERANCE:
+            raise ValueError(
+                f'aligned=True, but {band} is on another grid than {first_band}: their '
+                f'shapes agree, their WCS do not (a pixel of {first_band} falls '
+                f'{worst:.3g} pixels off the same pixel of {band}; at most '
+                f'{_ALIGNED_TOLERANCE} is allowed). Reproject them onto one grid first '
+                '(astro_dustml.imaging.align_images), or pass aligned=False.')
 
 
 def read_images(paths, *, bands=None, units=None):
@@ -449,7 +490,8 @@ def read_images(paths, *, bands=None, units=None):
     Parameters
     ----------
     paths : sequence of str or path-like
-        FITS files, one per band.
+        FITS files, one per band (or the path of one file); a directory is
+        an error: give the files in it (e.g. ``sorted(glob.glob('dir/*.fits'))``).
     bands : sequence of str, optional
         Band names, one per file; by default recognised from the headers.
     units : dict, optional
@@ -462,8 +504,13 @@ def read_images(paths, *, bands=None, units=None):
     Returns
     -------
     collection : `~ndcube.NDCollection`
-        Unaligned collection of `~astropy.nddata.CCDData`.
+        Unaligned collection of `~astropy.nddata.CCDData`: new objects that
+        share no data, header or metadata with the inputs.
     """
+    if isinstance(paths, (str, os.PathLike)):
+        if os.path.isdir(paths):
+            raise _directory_error(paths)
+        paths = [paths]  # one file
     return make_collection(list(paths), bands=bands, units=units)
 
 

@@ -202,6 +202,12 @@ def load_psf(band_or_path, *, psf_dir=None, pixel_scale=None, size=None):
     array = np.squeeze(array)
     if array.ndim != 2:
         raise ValueError(f'A PSF must be a 2D image, got shape {array.shape}.')
+    if not np.isfinite(array).any():
+        label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else \
+            f'given as {type(source).__name__}'
+        raise ValueError(f'The PSF image ({label}) is all NaN (or infinite): it has no '
+                         'finite pixel to centre and normalise. Check the file or HDU, or '
+                         'use a Gaussian PSF (gaussian_psf).')
     if native is None and header is not None:
         native = _header_pixel_scale(header)
     if native is None:
@@ -266,6 +272,12 @@ def gaussian_psf(fwhm, *, pixel_scale, size=None, integrate=True):
     """
     fwhm = _as_arcsec(fwhm, 'fwhm')
     pixel_scale = _as_arcsec(pixel_scale, 'pixel_scale')
+    if not (fwhm.isscalar and np.isfinite(fwhm.value) and fwhm.value >= 0):
+        raise ValueError(f'fwhm must be a finite non-negative angle, e.g. 6 * u.arcsec '
+                         f'(0 gives a point source); got {fwhm}.')
+    if not (pixel_scale.isscalar and np.isfinite(pixel_scale.value) and pixel_scale.value > 0):
+        raise ValueError(f'pixel_scale must be a finite positive angle, e.g. 1 * u.arcsec; '
+                         f'got {pixel_scale}.')
     sigma = (fwhm / pixel_scale).to_value(u.one) * gaussian_fwhm_to_sigma
     if size is None:
         size = max(3, 2 * int(np.ceil(4 * sigma)) + 1)

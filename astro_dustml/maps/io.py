@@ -32,13 +32,14 @@ from datetime import datetime, timezone
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
-from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.table import Table
 from astropy.wcs import WCS
 from ndcube import NDCollection
 
 from .. import __version__
 from ..imaging.prepare import _parse_galaxy
+from ..model._integrity import _replacing_file
 
 __all__ = ['write_dust_maps', 'read_dust_maps', 'model_sha256', 'MAP_DESCRIPTIONS', 'FLAG_DESCRIPTIONS']
 
@@ -292,13 +293,23 @@ def write_dust_maps(maps, path, *, overwrite=False):
     path : str or path-like
         Output file.
     overwrite : bool, optional
-        Replace an existing file.
+        Replace an existing file -- only one that `write_dust_maps` wrote
+        (its ``CONTENT`` keyword); any other file is left alone, with a
+        `FileExistsError`. The new file is written beside it and swapped in
+        when complete, so an interrupted write leaves the old one intact.
+
+    Raises
+    ------
+    TypeError
+        A map is not `~astropy.nddata.NDData` (e.g. a plain array).
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False, or it is not a dust-map file.
 
     Examples
     --------
     >>> import numpy as np, astropy.units as u
     >>> from astropy.io import fits
-    >>> from astropy.nddata import CCDData, StdDevUncertainty
+    >>> from astropy.nddata import CCDData, NDData, StdDevUncertainty
     >>> from astropy.wcs import WCS
     >>> from astro_dustml.maps import read_dust_maps, write_dust_maps
     >>> wcs = WCS(naxis=2)
@@ -315,6 +326,7 @@ def write_dust_maps(maps, path, *, overwrite=False):
     >>> back['Td'].unit, bool(back['Td'].mask[1, 1])
     (Unit("K"), True)
     """
+    _check_maps(maps)
     names = list(maps.keys())
     meta = dict(getattr(maps, 'meta', None) or {})
     if not meta and names:
@@ -346,7 +358,31 @@ def write_dust_maps(maps, path, *, overwrite=False):
         hdus.append(fits.ImageHDU(np.asarray(meta['flags'], dtype=np.int16), name='FLAGS',
                                   header=header))
     hdus.append(_meta_hdu(meta, 'META', 'metadata of the maps and the model card'))
-    fits.HDUList(hdus).writeto(path, overwrite=overwrite)
+    with _replacing_file(path, overwrite=overwrite, is_ours=_is_dust_map_file,
+                         what='a dust-map file of write_dust_maps') as partial:
+        fits.HDUList(hdus).writeto(partial)
+
+
+def _check_maps(maps):
+    """Dust maps must be NDData (as estimate_dust_maps returns), keyed by name."""
+    if not callable(getattr(maps, 'keys', None)):
+        raise TypeError(f'maps must be an NDCollection or a mapping of map name to NDData '
+                        f'(as estimate_dust_maps returns), not {type(maps).__name__}.')
+    for name in maps.keys():
+        if not isinstance(maps[name], NDData):
+            raise TypeError(
+                f'Map {name!r} is a {type(maps[name]).__name__}, not NDData: write_dust_maps '
+                'writes each map with its unit, WCS, uncertainty and mask, as '
+                'estimate_dust_maps returns them. Wrap a plain array first, e.g. '
+                "CCDData(array, unit='K', wcs=wcs, uncertainty=StdDevUncertainty(error)).")
+
+
+def _is_dust_map_file(path):
+    """Whether ``path`` is a dust-map file that `write_dust_maps` wrote."""
+    try:
+        return fits.getheader(path, 0).get('CONTENT') == _FORMAT
+    except (OSError, ValueError, IndexError, TypeError):
+        return False
 
 
 def read_dust_maps(path):

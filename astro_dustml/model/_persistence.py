@@ -27,7 +27,7 @@ import xgboost as xgb
 from .. import __version__
 from ..exceptions import ModelIntegrityError
 from ._forest import _booster_trees, _forest_trees, _Trees
-from ._integrity import _check_plain_name, _sha256
+from ._integrity import _check_plain_name, _replacing_folder, _sha256
 
 # 3: the card carries the hash of its own content
 _FORMAT_VERSION = 3
@@ -62,49 +62,95 @@ def _json_default(obj):
 
 
 def _save(model, path, *, overwrite=False):
-    """Write a fitted model's files and card into the folder ``path``."""
-    path = Path(path)
-    if (path / _CARD).exists() and not overwrite:
-        raise FileExistsError(f'{path} already holds a model; pass overwrite=True '
-                              'to replace it.')
-    path.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for target in model.targets_:
-        for kind, arrays in model.means_[target].items():
-            name = f'mean_{target}.npz' if kind == 'full' else f'mean_{target}_{kind}.npz'
-            np.savez_compressed(path / name, **arrays)
-            files[name] = _sha256(path / name)
-        for i, booster in enumerate(model.boosters_[target]):
-            name = f'sigma_{target}_{i}.ubj'
-            booster.save_model(str(path / name))
-            files[name] = _sha256(path / name)
-    np.savez_compressed(path / 'domain.npz', feature_min=model.feature_min_,
-                        feature_max=model.feature_max_)
-    files['domain.npz'] = _sha256(path / 'domain.npz')
-    card = dict(model.card)
-    card['format_version'] = _FORMAT_VERSION
-    card['calibration'] = model.calibration_
-    card['files'] = files
-    # hash what a reader will see: tuples and numpy scalars as JSON has them
-    card = json.loads(json.dumps(card, default=_json_default))
-    card[_CARD_HASH] = _card_digest(card)
-    _remove_stale(path, files)
-    (path / _CARD).write_text(json.dumps(card, indent=2))
+    """
+    Write a fitted model's files and card into the folder ``path``.
+
+    The files are written to a temporary folder beside ``path`` and moved in
+    only once all are written (`_replacing_folder`): an interrupted save
+    leaves the old model as it was.  Over an old model (``overwrite=True``)
+    the files of the model format are replaced, and the old files the new
+    model lacks are removed only if its verified card wrote them
+    (`_written_files`); any other file in the folder stays.
+    """
+    path = _check_save_path(path, overwrite=overwrite)
+    with _replacing_folder(path, card=_CARD, owned=_written_files) as folder:
+        files = {}
+        for target in model.targets_:
+            for kind, arrays in model.means_[target].items():
+                name = f'mean_{target}.npz' if kind == 'full' else f'mean_{target}_{kind}.npz'
+                np.savez_compressed(folder / name, **arrays)
+                files[name] = _sha256(folder / name)
+            for i, booster in enumerate(model.boosters_[target]):
+                name = f'sigma_{target}_{i}.ubj'
+                booster.save_model(str(folder / name))
+                files[name] = _sha256(folder / name)
+        np.savez_compressed(folder / 'domain.npz', feature_min=model.feature_min_,
+                            feature_max=model.feature_max_)
+        files['domain.npz'] = _sha256(folder / 'domain.npz')
+        card = dict(model.card)
+        card['format_version'] = _FORMAT_VERSION
+        card['calibration'] = model.calibration_
+        card['files'] = files
+        # hash what a reader will see: tuples and numpy scalars as JSON has them
+        card = json.loads(json.dumps(card, default=_json_default))
+        card[_CARD_HASH] = _card_digest(card)
+        (folder / _CARD).write_text(json.dumps(card, indent=2))
     model.card = card
     return path
 
 
-def _remove_stale(path, files):
-    """Delete the files of the model saved before in ``path`` that the new one does not have."""
+def _check_save_path(path, *, overwrite):
+    """``path`` as a Path, if a model may be saved there (before any work is done)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f'{path} is a file, not a model folder; save the model to '
+                              'a folder path (it is created).')
+    if (path / _CARD).exists():
+        if not overwrite:
+            raise FileExistsError(f'{path} already holds a model; pass overwrite=True '
+                                  'to replace it.')
+        if not _is_card(path / _CARD):
+            raise FileExistsError(
+                f'{path / _CARD} is not a model card of astro_dustml (not a JSON object '
+                'with "format_version" and "files"): it and its folder are left alone, '
+                'even with overwrite. Save the model to another folder.')
+    return path
+
+
+def _is_card(card_path):
+    """Whether ``card_path`` holds a model card of this package (verified or not)."""
     try:
-        old = json.loads((path / _CARD).read_text()).get('files', {})
-    except (OSError, ValueError, AttributeError):
-        return
-    for name in old:
-        stale = path / name
-        # only plain names inside the folder, as a card may only list
-        if name not in files and stale.parent == path and stale.is_file():
-            stale.unlink()
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(card, dict) and 'format_version' in card and 'files' in card
+
+
+def _written_files(path):
+    """
+    The files of the folder ``path`` that a verified card of this package wrote.
+
+    The card must pass its own content check, and each file it lists must be a
+    plain name, a regular file (no link) and match its SHA-256.  An unverified
+    card vouches for nothing: then no file is the package's to delete.
+    """
+    try:
+        card = _read_card(path)
+    except ModelIntegrityError:
+        return set()
+    files = card.get('files')
+    if not isinstance(files, dict):
+        return set()
+    owned = set()
+    for name, digest in files.items():
+        try:
+            _check_plain_name(name, what='File name')
+        except ValueError:
+            continue
+        file = path / name
+        if file.is_file() and not file.is_symlink() and _sha256(file) == digest:
+            owned.add(name)
+    return owned
 
 
 def _read_card(path):

@@ -550,11 +550,21 @@ class DustModel(BaseEstimator):
         path : str or `~pathlib.Path`
             Folder to write (created).
         overwrite : bool, optional
-            Replace the model files of an existing folder.
+            Replace the model of an existing folder. Only the model's own
+            files are replaced or removed: an old file the new model lacks
+            goes only if the old, verified card lists it with a matching
+            SHA-256; every other file in the folder stays, and a
+            ``model.json`` that is not a card of this package is refused.
 
         Returns
         -------
         path : `~pathlib.Path`
+
+        Notes
+        -----
+        The files are written to a temporary folder beside ``path`` and moved
+        in when all are written, so an interrupted save leaves the old model
+        as it was.
         """
         self._check_fitted()
         return _save(self, path, overwrite=overwrite)

@@ -82,7 +82,14 @@ def _load_registry(registry=None):
         except (OSError, ValueError) as exc:
             raise OSError(f'Cannot read the model registry {path}: {exc}. Fix '
                           'or unset astro_dustml.conf.model_registry.') from exc
-    models = content.get('models', content)
+    models = content.get('models', content) if isinstance(content, dict) else content
+    if not isinstance(models, dict):
+        where = 'is' if models is content else 'has a "models" entry that is'
+        raise ValueError(
+            f'The model registry {source} {where} a JSON {_json_kind(models)}, not an '
+            'object: it must be {"models": {"<name>": {"description": "...", "files": '
+            '{"model.json": "<sha256>", ...}}}}. Fix it, or unset '
+            'astro_dustml.conf.model_registry.')
     for name, entry in models.items():
         files = entry.get('files') if isinstance(entry, dict) else None
         if not isinstance(files, dict) or _CARD not in files:
@@ -94,6 +101,11 @@ def _load_registry(registry=None):
         for filename in files:
             _check_plain_name(filename, what=f'File name of registry entry {name!r} in {source}')
     return models
+
+
+def _json_kind(value):
+    return {list: 'list', str: 'string', int: 'number', float: 'number', bool: 'boolean',
+            type(None): 'null'}.get(type(value), type(value).__name__)
 
 
 def _known(registry=None):
@@ -268,6 +280,8 @@ def _card_description(folder):
         with open(Path(folder) / _CARD) as f:
             card = json.load(f)
     except (OSError, ValueError):
+        return ''
+    if not isinstance(card, dict):
         return ''
     return str(card.get('description', card.get('name', '')))
 

@@ -132,3 +132,61 @@ def test_main_in_process(argv, capsys):
     assert main(['estimate']) == 2
     out = capsys.readouterr()
     assert 'astro-dustml' in out.out + out.err
+
+
+# -- --overwrite replaces only the package's own outputs, before any work (issue 23) --
+
+
+def _foreign_fits(t):
+    import numpy as np
+    from astropy.io import fits
+    fits.PrimaryHDU(np.ones((2, 2))).writeto(t / 'out.fits')
+    return t / 'out.fits'
+
+
+def _foreign_card(t):
+    (t / 'model').mkdir()
+    (t / 'model' / 'model.json').write_text('{"name": "my config"}')
+    return t / 'model'
+
+
+def _bundled_copy(t):
+    import shutil
+    from pathlib import Path
+    from astro_dustml.model.registry import _bundled_models
+    return Path(shutil.copytree(_bundled_models()['dustpedia-global'], t / 'model'))
+
+
+def _snapshot(path):
+    if path.is_dir():
+        return {p.name: p.read_bytes() for p in path.iterdir()}
+    return path.read_bytes()
+
+
+# (id, existing output, argv given the output, words of the one-line error);
+# the inputs do not exist: the output is checked before any of them is read
+OVERWRITE_CASES = [
+    ('estimate --overwrite over a FITS file of another tool', _foreign_fits,
+     lambda t, o: ['estimate', t / 'nope.fits', '-o', o, '--overwrite'],
+     ['out.fits', 'not written as a dust-map file', 'left alone', 'even with overwrite']),
+    ('train --overwrite over a folder with a foreign model.json', _foreign_card,
+     lambda t, o: ['train', t / 'nope.ecsv', '-o', o, '--overwrite'],
+     ['model.json is not a model card of astro_dustml', 'left alone']),
+    ('train over a model without --overwrite: refused before training', _bundled_copy,
+     lambda t, o: ['train', t / 'nope.ecsv', '-o', o],
+     ['already holds a model', 'pass --overwrite']),
+]
+
+
+@pytest.mark.parametrize('make, argv, words',
+                         [pytest.param(*case[1:], id=case[0]) for case in OVERWRITE_CASES])
+def test_overwrite_only_own_outputs(tmp_path, capsys, make, argv, words):
+    from astro_dustml.cli import main
+    output = make(tmp_path)
+    before = _snapshot(output)
+    assert main([str(a) for a in argv(tmp_path, output)]) == 1
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err, err
+    assert 'nope' not in err  # refused before the inputs were read
+    assert _snapshot(output) == before

@@ -28,6 +28,7 @@ from ..bands import INPUT_BANDS, get_band
 from ..exceptions import AstroDustMLWarning
 from ..imaging.chain import _align, _check_reference, _mask_stars, _prepare, _progress
 from ..imaging.prepare import _parse_galaxy
+from ..model._integrity import _replacing_file
 from ..sed.tables import make_global_row, make_pixel_table
 from .galaxies import TrainingGalaxy, _as_galaxy, _as_scale, _skip_reason
 from .truth import _TARGET_UNITS, TARGETS, TruthUnavailable, _on_grid, _truth_source
@@ -205,7 +206,10 @@ def build_training_table(galaxies, *, scales=('36arcsec', '25arcsec', '18arcsec'
         Float type of the flux, error and target columns (``ra``/``dec``
         stay float64).
     overwrite : bool, optional
-        Replace an existing output.
+        Replace an existing output -- only a table and summary that
+        `build_training_table` wrote; any other file is left alone, with a
+        `FileExistsError`. Both are written beside the old ones and swapped
+        in at the end, so an interrupted build leaves the old ones intact.
     progress : bool, optional
         Show a progress bar over the galaxies.
 
@@ -248,11 +252,32 @@ def build_training_table(galaxies, *, scales=('36arcsec', '25arcsec', '18arcsec'
                         'MockGalaxy objects); wrap a single galaxy in a list.')
     output = Path(output)
     summary_path = _summary_path(output)
-    for path in (output, summary_path):
-        if path.exists() and not overwrite:
-            raise FileExistsError(f'{path} exists; pass overwrite=True to replace it.')
-        if path.exists():
-            path.unlink()
+    # both outputs are written beside the old ones and swapped in at the end:
+    # an interrupted build leaves the old table and summary as they were
+    with _replacing_file(output, overwrite=overwrite, is_ours=_is_pixel_table,
+                         what='a pixel table of build_training_table') as partial, \
+            _replacing_file(summary_path, overwrite=overwrite, is_ours=_is_summary,
+                            what='the summary of a build_training_table') as partial_summary:
+        summary, records, written = _build(
+            galaxies, scales=scales, truth=truth, output=output, partial=partial,
+            partial_summary=partial_summary, bands=bands, include_global=include_global,
+            dtype=dtype, progress=progress)
+    failed = [r for r in records if r[2] == 'failed']
+    if failed:
+        names = sorted({r[0] for r in failed})
+        warnings.warn(f'{len(failed)} galaxy entries or scales failed (e.g. '
+                      f'{", ".join(names[:3])}); what failed is left out of {output.name}; '
+                      f'see the summary ({summary_path.name}) for the errors.',
+                      AstroDustMLWarning)
+    if not written:
+        warnings.warn(f'No rows were written: no galaxy reached any scale ({summary_path.name} '
+                      'says why); no Parquet file was made.', AstroDustMLWarning)
+    return summary
+
+
+def _build(galaxies, *, scales, truth, output, partial, partial_summary, bands,
+           include_global, dtype, progress):
+    """`build_training_table` into the temporary files ``partial`` and ``partial_summary``."""
     scales = [_as_scale(s) for s in scales]
     labels = [s.label for s in scales]
     if len(set(labels)) != len(labels) or 'global' in labels:
@@ -263,7 +288,7 @@ def build_training_table(galaxies, *, scales=('36arcsec', '25arcsec', '18arcsec'
             'scales': {s.label: {'fwhm': str(u.Quantity(s.fwhm)),
                                  'fir_bands': list(s.fir_bands)} for s in scales},
             'bands': bands, 'targets': list(TARGETS)}
-    sink = _ParquetSink(output, meta)
+    sink = _ParquetSink(partial, meta)
     records = []
     seen = set()
     total = len(galaxies) if hasattr(galaxies, '__len__') else None
@@ -288,18 +313,27 @@ def build_training_table(galaxies, *, scales=('36arcsec', '25arcsec', '18arcsec'
                                                           float(r[4]), r[5])))
                               for r in records])
         summary.meta.update(output=str(output) if written else None, n_rows=sink.n_rows)
-        summary.write(summary_path, overwrite=True)
-    failed = [r for r in records if r[2] == 'failed']
-    if failed:
-        names = sorted({r[0] for r in failed})
-        warnings.warn(f'{len(failed)} galaxy entries or scales failed (e.g. '
-                      f'{", ".join(names[:3])}); what failed is left out of {output.name}; '
-                      f'see the summary ({summary_path.name}) for the errors.',
-                      AstroDustMLWarning)
-    if not written:
-        warnings.warn(f'No rows were written: no galaxy reached any scale ({summary_path.name} '
-                      'says why); no Parquet file was made.', AstroDustMLWarning)
-    return summary
+        summary.write(partial_summary, format='ascii.ecsv')
+    return summary, records, written
+
+
+def _is_pixel_table(path):
+    """Whether ``path`` is a Parquet pixel table that `build_training_table` wrote."""
+    try:
+        _, header = _header(path)
+    except Exception:  # pyarrow's errors for a file that is not Parquet vary
+        return False
+    return (header.get('meta') or {}).get('format') == _FORMAT
+
+
+def _is_summary(path):
+    """Whether ``path`` is a summary (ECSV) that `build_training_table` wrote."""
+    try:
+        table = Table.read(path, format='ascii.ecsv')
+    except Exception:  # astropy's errors for a file that is not such ECSV vary
+        return False
+    return (table.colnames == ['galaxy', 'scale', 'status', 'n_rows', 'fwhm', 'reason']
+            and {'output', 'n_rows'} <= set(table.meta))
 
 
 def _process(item, scales, default_truth, bands, include_global, dtype, sink, records, seen):

@@ -112,3 +112,128 @@ def test_images_are_parsed_once(wcs, monkeypatch):
         np.testing.assert_array_equal(from_stack[band].data, from_dict[band].data)
         assert from_stack[band].wcs is not stack[band].wcs
     np.testing.assert_array_equal(stack['WISE_3.4'].data, images['WISE_3.4'].data)
+
+
+# -- aligned=True, copies, directories (issue 23) ----------------------------------
+
+
+def _moved(shift, **crval):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    w.wcs.crval = [150, 2]
+    w.wcs.cdelt = [-1 / 3600, 1 / 3600]
+    w.wcs.crpix = [5 + shift, 5]
+    return w
+
+
+def _pair(second_wcs):
+    return {'W1': (np.ones((10, 10)), _moved(0)), 'W2': (np.ones((10, 10)), second_wcs)}
+
+
+def _other_sky():
+    w = _moved(0)
+    w.wcs.crval = [20, -30]
+    return w
+
+
+def _rotated():
+    w = _moved(0)
+    w.wcs.pc = [[0, -1], [1, 0]]
+    return w
+
+
+def _galactic():
+    w = _moved(0)
+    w.wcs.ctype = ['GLON-TAN', 'GLAT-TAN']
+    return w
+
+
+UNITS = {'W1': 'Jy/pix', 'W2': 'Jy/pix'}
+
+# (id, call taking tmp_path, expected class or None, words, or a check of the result)
+CASES = [
+    ('aligned=True, same shape on another sky',
+     lambda t: make_collection(_pair(_other_sky()), aligned=True, units=UNITS), ValueError,
+     ['aligned=True', 'WISE_4.6 is on another grid than WISE_3.4', 'their WCS do not',
+      'align_images', 'aligned=False']),
+    ('aligned=True, grid shifted by one pixel',
+     lambda t: make_collection(_pair(_moved(1)), aligned=True, units=UNITS), ValueError,
+     ['aligned=True', 'WISE_4.6', 'pixels off']),
+    ('aligned=True, grid rotated', lambda t: make_collection(_pair(_rotated()), aligned=True,
+                                                              units=UNITS),
+     ValueError, ['another grid']),
+    ('aligned=True, galactic WCS of another place',
+     lambda t: make_collection(_pair(_galactic()), aligned=True, units=UNITS), ValueError,
+     ['another grid']),
+    ('aligned=True, grids within 0.001 pixel: accepted',
+     lambda t: make_collection(_pair(_moved(1e-3)), aligned=True, units=UNITS), None,
+     lambda coll: list(coll.keys()) == ['WISE_3.4', 'WISE_4.6']),
+    ('aligned=False, another sky: accepted',
+     lambda t: make_collection(_pair(_other_sky()), units=UNITS), None,
+     lambda coll: coll.aligned_axes is None),
+    ("read_images('/'): a directory",
+     lambda t: read_images('/'), IsADirectoryError,
+     ['/ is a directory, not a FITS file', 'glob', "'/*.fits*'"]),
+    ('a directory among the files',
+     lambda t: read_images([t]), IsADirectoryError,
+     lambda t: [f'{t} is a directory', 'glob', '*.fits*']),
+    ('one file path as a string, not a list',
+     lambda t: read_images(str(_w1_file(t)))['WISE_3.4'].shape, None,
+     lambda shape: shape == (10, 10)),
+]
+
+
+def _w1_file(t):
+    header = _moved(0).to_header()
+    header.update({'TELESCOP': 'WISE', 'BAND': 1, 'BUNIT': 'Jy/pix'})
+    fits.writeto(t / 'w1.fits', np.ones((10, 10)), header)
+    return t / 'w1.fits'
+
+
+@pytest.mark.parametrize('call, expected, words',
+                         [pytest.param(*case[1:], id=case[0]) for case in CASES])
+def test_bad_input(tmp_path, call, expected, words):
+    if expected is None:
+        assert words(call(tmp_path))
+        return
+    with pytest.raises(expected) as info:
+        call(tmp_path)
+    message = str(info.value)
+    for word in (words(tmp_path) if callable(words) else words):
+        assert word in message, message
+
+
+def _ccd():
+    header = _moved(0).to_header()
+    header.update({'TELESCOP': 'WISE', 'BAND': 1, 'BUNIT': 'Jy/pix'})
+    return CCDData(np.ones((10, 10)), unit='Jy/pix', wcs=_moved(0),
+                   uncertainty=StdDevUncertainty(np.ones((10, 10))),
+                   mask=np.zeros((10, 10), bool),
+                   meta={'header': header, 'psf_fwhm': [6.1] * u.arcsec,
+                         'notes': {'who': 'me'}})
+
+
+@pytest.mark.parametrize('source', ['ccd', 'hdu', 'file'])
+def test_read_images_shares_nothing_with_its_inputs(tmp_path, source):
+    ccd = _ccd()
+    given = {'ccd': ccd, 'hdu': fits.PrimaryHDU(ccd.data, ccd.meta['header']),
+             'file': _w1_file(tmp_path)}[source]
+    out = read_images([given])['WISE_3.4']
+    # a change on one side never shows up on the other
+    out.data[0, 0] = -1
+    out.meta['header']['OBSERVER'] = 'pipeline'
+    if source == 'ccd':
+        out.uncertainty.array[0, 0] = -1
+        out.mask[0, 0] = True
+        out.meta['psf_fwhm'][0] = 99 * u.arcsec
+        out.meta['notes']['who'] = 'pipeline'
+        assert ccd.uncertainty.array[0, 0] == 1 and not ccd.mask[0, 0]
+        assert ccd.meta['psf_fwhm'][0] == 6.1 * u.arcsec
+        assert ccd.meta['notes'] == {'who': 'me'}
+    if source != 'file':
+        assert given.data[0, 0] == 1
+        header = given.meta['header'] if source == 'ccd' else given.header
+        assert 'OBSERVER' not in header
+        header['OBSERVER'] = 'user'
+        given.data[1, 1] = 5
+        assert out.meta['header']['OBSERVER'] == 'pipeline' and out.data[1, 1] == 1

@@ -185,3 +185,46 @@ def test_threaded_fft_equals_serial_and_direct_convolution():
     np.testing.assert_allclose(serial.data[good], expected[good], rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match='parallel'):
         match_psf(image, 18.2 * u.arcsec, parallel=0)
+
+
+def _nan_psf_file(t):
+    header = fits.Header({'CDELT1': -1 / 3600, 'CDELT2': 1 / 3600})
+    fits.writeto(t / 'nan_psf.fits', np.full((9, 9), np.nan), header)
+    return t / 'nan_psf.fits'
+
+
+# (id, call taking tmp_path, expected class or None, words, or a check of the result)
+BAD_PSF_CASES = [
+    ('negative FWHM', lambda t: gaussian_psf(-5 * u.arcsec, pixel_scale=1 * u.arcsec),
+     ValueError, ['fwhm must be a finite non-negative angle', '-5']),
+    ('NaN FWHM', lambda t: gaussian_psf(np.nan * u.arcsec, pixel_scale=1 * u.arcsec),
+     ValueError, ['fwhm must be a finite non-negative angle']),
+    ('negative pixel scale', lambda t: gaussian_psf(5 * u.arcsec, pixel_scale=-1 * u.arcsec),
+     ValueError, ['pixel_scale must be a finite positive angle']),
+    ('zero FWHM: a point source',
+     lambda t: gaussian_psf(0 * u.arcsec, pixel_scale=1 * u.arcsec).data, None,
+     lambda data: data.shape == (3, 3) and data[1, 1] == 1),
+    ('all-NaN PSF array',
+     lambda t: load_psf(np.full((9, 9), np.nan), pixel_scale=1 * u.arcsec), ValueError,
+     ['PSF image (array) is all NaN', 'no finite pixel', 'gaussian_psf']),
+    ('all-NaN PSF file', lambda t: load_psf(_nan_psf_file(t)), ValueError,
+     ['nan_psf.fits', 'is all NaN']),
+    ('all-zero PSF still "sums to 0"',
+     lambda t: load_psf(np.zeros((9, 9)), pixel_scale=1 * u.arcsec), ValueError,
+     ['sums to 0.0']),
+]
+
+
+@pytest.mark.parametrize('call, expected, words',
+                         [pytest.param(*case[1:], id=case[0]) for case in BAD_PSF_CASES])
+def test_bad_psf_input(tmp_path, call, expected, words):
+    if expected is None:
+        assert words(call(tmp_path))
+        return
+    with pytest.raises(expected) as info:
+        call(tmp_path)
+    message = str(info.value)
+    for word in words:
+        assert word in message, message
+    if 'NaN' in message:
+        assert 'sums to' not in message

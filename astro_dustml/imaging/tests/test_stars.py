@@ -396,3 +396,80 @@ def test_mock_inputs_unchanged(ngc1566_mock):
         assert d['mock'].images[band].mask is None
         assert np.isfinite(d['mock'].images[band].data).all()
         assert d['masked'][band].mask.any()
+
+
+# --- star tables and queries that were accepted silently or failed bare (issue 23) ---
+
+
+def _foreground_stars(*args, **kwargs):
+    from astro_dustml.imaging.chain import _foreground_stars
+    return _foreground_stars(*args, **kwargs)
+
+
+def _offline_gaia(monkeypatch, error):
+    import types
+
+    def launch_job_async(query):
+        raise error
+
+    fake = types.ModuleType('astroquery.gaia')
+    fake.Gaia = types.SimpleNamespace(launch_job_async=launch_job_async)
+    monkeypatch.setitem(sys.modules, 'astroquery.gaia', fake)
+
+
+def _rows(**changes):
+    row = {'ra': 150.0, 'dec': 2.0, 'parallax': 2.0, 'parallax_error': 0.1, 'pmra': 0.0,
+           'pmdec': 0.0, 'phot_g_mean_mag': 15.0}
+    return [dict(row, **changes), dict(row, **changes)]
+
+
+def _no_dns():
+    import socket
+    return socket.gaierror(-3, 'Temporary failure in name resolution')
+
+
+# (id, call taking monkeypatch, expected class or None, words, or a check of the result)
+STAR_CASES = [
+    ('Gaia query without network (gaierror)',
+     lambda mp: (_offline_gaia(mp, _no_dns()), query_gaia_stars(CENTER, 1 * u.arcmin)),
+     ConnectionError, ['Could not reach the Gaia archive', 'gaierror', 'stars=Table.read',
+                       'offline', '--gaia FILE']),
+    ('Gaia query, connection refused',
+     lambda mp: (_offline_gaia(mp, ConnectionRefusedError(111, 'Connection refused')),
+                 query_gaia_stars(CENTER, 1 * u.arcmin)),
+     ConnectionError, ['Could not reach the Gaia archive', 'ConnectionRefusedError']),
+    ("stars='gaia' in the chain without network",
+     lambda mp: (_offline_gaia(mp, _no_dns()), _foreground_stars(
+         _image((30, 30), []), 'gaia', region=None)),
+     ConnectionError, ['Could not reach the Gaia archive', 'stars=']),
+    ('ra as text (sexagesimal)',
+     lambda mp: select_foreground_stars(_rows(ra='10h00m00s')), ValueError,
+     ['Column ra of the star table holds text', "'10h00m00s'", 'not numbers', 'deg',
+      'SkyCoord']),
+    ('ra as text that looks like a number',
+     lambda mp: select_foreground_stars(Table({**{k: [v] for k, v in _rows()[0].items()},
+                                               'ra': ['150.0']})),
+     ValueError, ['Column ra', 'holds text', "'150.0'"]),
+    ('parallax mixed Quantity and number in the rows',
+     lambda mp: select_foreground_stars([_rows()[0], _rows(parallax=2 * u.mas)[0]]),
+     (TypeError, ValueError), ['star table', 'parallax']),
+    ('rows as dicts with units: converted',
+     lambda mp: select_foreground_stars(_rows(parallax=2e-3 * u.arcsec,
+                                              ra=150 * u.deg)),
+     None, lambda out: len(out) == 2 and out['parallax'][0] == pytest.approx(2.0)),
+    ('rows as dicts without units: gaia_source units',
+     lambda mp: select_foreground_stars(_rows()), None,
+     lambda out: len(out) == 2 and out['ra'][0] == 150.0),
+]
+
+
+@pytest.mark.parametrize('call, expected, words',
+                         [pytest.param(*case[1:], id=case[0]) for case in STAR_CASES])
+def test_bad_star_input(monkeypatch, call, expected, words):
+    if expected is None:
+        assert words(call(monkeypatch))
+        return
+    with pytest.raises(expected) as info:
+        call(monkeypatch)
+    for word in words:
+        assert word in str(info.value), str(info.value)

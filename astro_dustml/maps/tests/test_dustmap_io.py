@@ -207,3 +207,93 @@ def test_cli_job_with_default_model(tmp_path):
     png = Image.open(tmp_path / 'maps.png')
     assert png.text['model SHA-256'] == sha
     assert png.text['astro_dustml version'] == __version__
+
+
+# -- overwrite replaces only dust-map files, and never half-way (issue 23) -------
+
+
+def _td(value):
+    return {'Td': CCDData(np.full((3, 3), value), unit=u.K, wcs=_wcs())}
+
+
+def _foreign_fits(path):
+    fits.PrimaryHDU(np.ones((2, 2))).writeto(path)
+
+
+def _foreign_text(path):
+    path.write_text('my own notes')
+
+
+def _foreign_folder(path):
+    path.mkdir()
+    (path / 'inside.txt').write_text('mine')
+
+
+def _snapshot(path):
+    if path.is_dir():
+        return {p.name: p.read_bytes() for p in path.iterdir()}
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize('name, make', [
+    ('other.fits', _foreign_fits), ('notes.fits', _foreign_text),
+    ('folder.fits', _foreign_folder), ('other.fits.gz', _foreign_fits),
+], ids=['FITS file of another tool', 'text file', 'folder', 'gzipped FITS'])
+def test_overwrite_leaves_a_foreign_file(tmp_path, name, make):
+    path = tmp_path / name
+    make(path)
+    before = _snapshot(path)
+    with pytest.raises(FileExistsError) as info:
+        write_dust_maps(_td(20.), path, overwrite=True)
+    for word in (name, 'not written as a dust-map file', 'left alone'):
+        assert word in str(info.value)
+    assert _snapshot(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_overwrite_replaces_a_dust_map_file(tmp_path):
+    path = tmp_path / 'maps.fits.gz'
+    write_dust_maps(_td(20.), path)
+    write_dust_maps(_td(30.), path, overwrite=True)
+    assert np.all(read_dust_maps(path)['Td'].data == 30.)
+    with open(path, 'rb') as f:
+        assert f.read(2) == b'\x1f\x8b'  # still gzipped: the temporary name ends alike
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['maps.fits.gz']
+
+
+def test_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / 'maps.fits'
+    write_dust_maps(_td(20.), path)
+    before = path.read_bytes()
+
+    def failing(self, fileobj, **kwargs):
+        Path(fileobj).write_bytes(b'SIMPLE  =                    T')  # a partial file
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fits.HDUList, 'writeto', failing)
+    with pytest.raises(KeyboardInterrupt):
+        write_dust_maps(_td(30.), path, overwrite=True)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert np.all(read_dust_maps(path)['Td'].data == 20.)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['maps.fits']
+
+
+BAD_MAPS = [
+    ('plain arrays', lambda: {'Td': np.ones((3, 3))}, TypeError,
+     ["Map 'Td' is a ndarray, not NDData", 'CCDData(array']),
+    ('one array, not a mapping', lambda: np.ones((3, 3)), TypeError,
+     ['maps must be an NDCollection or a mapping', 'ndarray']),
+    ('an (array, wcs) pair', lambda: {'Td': (np.ones((3, 3)), _wcs())}, TypeError,
+     ["Map 'Td' is a tuple, not NDData"]),
+]
+
+
+@pytest.mark.parametrize('maps, expected, words',
+                         [pytest.param(*case[1:], id=case[0]) for case in BAD_MAPS])
+def test_bad_maps(tmp_path, maps, expected, words):
+    with pytest.raises(expected) as info:
+        write_dust_maps(maps(), tmp_path / 'maps.fits')
+    for word in words:
+        assert word in str(info.value), str(info.value)
+    assert not list(tmp_path.iterdir())

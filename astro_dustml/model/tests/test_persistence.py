@@ -119,3 +119,115 @@ def test_malformed_card_with_rewritten_hash(copy, edit, words):
     _edit_card(copy, edit)
     with pytest.raises(ModelIntegrityError, match=words):
         DustModel.load(copy)
+
+
+# -- saving over a folder: never delete what the package did not write (issue 23) --
+
+
+def _contents(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _list_notes(card, digest):
+    card['files']['notes.txt'] = digest
+
+
+NOTES = b'my own notes'
+
+
+@pytest.mark.parametrize('edit, rehash', [
+    # the card lists the user's file with its true hash, but the card itself was edited
+    (lambda card: _list_notes(card, hashlib.sha256(NOTES).hexdigest()), False),
+    # a verified card, but the listed hash is not that of the user's file
+    (lambda card: _list_notes(card, '0' * 64), True),
+    # a card of another format version, which this version does not verify
+    (lambda card: (_list_notes(card, hashlib.sha256(NOTES).hexdigest()),
+                   card.__setitem__('format_version', 2)), True),
+], ids=['unverified card', 'hash does not match', 'older card format'])
+def test_overwrite_keeps_a_foreign_file(copy, edit, rehash):
+    (copy / 'notes.txt').write_bytes(NOTES)
+    _edit_card(copy, edit, rehash=rehash)
+    model = DustModel.load(BUNDLED)
+    model.save(copy, overwrite=True)
+    assert (copy / 'notes.txt').read_bytes() == NOTES
+    assert set(DustModel.load(copy).card['files']) == set(_contents(copy)) - {
+        'model.json', 'notes.txt'}
+    assert not [p for p in copy.parent.iterdir() if p.name.startswith('.partial-')]
+
+
+def test_overwrite_removes_the_old_files_its_verified_card_wrote(copy):
+    # an old model with an extra booster file, listed (with its hash) in a verified card
+    extra = (copy / 'sigma_Td_0.ubj').read_bytes()
+    (copy / 'sigma_Td_9.ubj').write_bytes(extra)
+    _edit_card(copy, lambda card: card['files'].__setitem__(
+        'sigma_Td_9.ubj', hashlib.sha256(extra).hexdigest()))
+    DustModel.load(BUNDLED).save(copy, overwrite=True)
+    assert not (copy / 'sigma_Td_9.ubj').exists()
+    DustModel.load(copy)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_interrupted_save_leaves_the_old_model(copy, monkeypatch):
+    before = _contents(copy)
+    old = DustModel.load(copy)
+    save_npz = np.savez_compressed
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:  # the first file is written, the second fails
+            raise _Interrupted('disk full')
+        # unlike the old file, so that writing over it would show
+        return save_npz(*args, marker=np.zeros(1), **kwargs)
+
+    monkeypatch.setattr(np, 'savez_compressed', failing)
+    with pytest.raises(_Interrupted):
+        old.save(copy, overwrite=True)
+    monkeypatch.undo()
+    assert len(calls) == 2
+    # nothing was written into the folder: the old model is complete and loads
+    assert _contents(copy) == before
+    assert DustModel.load(copy).card == old.card
+    assert not [p for p in copy.parent.iterdir() if p.name.startswith('.partial-')]
+
+
+def test_interrupted_first_save_leaves_no_folder(tmp_path, monkeypatch):
+    model = DustModel.load(BUNDLED)
+
+    def failing(*args, **kwargs):
+        raise _Interrupted('disk full')
+
+    monkeypatch.setattr(np, 'savez_compressed', failing)
+    with pytest.raises(_Interrupted):
+        model.save(tmp_path / 'new')
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('make, words', [
+    (lambda folder: (folder / 'model.json').write_text('{"name": "my config"}'),
+     ['not a model card of astro_dustml', 'left alone', 'another folder']),
+    (lambda folder: (folder / 'model.json').write_text('[1, 2]'),
+     ['not a model card of astro_dustml']),
+    (lambda folder: (folder / 'model.json').write_text('{"format_version": 3, "files": {'),
+     ['not a model card of astro_dustml', 'another folder']),
+], ids=['foreign model.json', 'model.json a list', 'unreadable model.json'])
+def test_overwrite_refuses_a_foreign_card(tmp_path, make, words):
+    folder = tmp_path / 'mine'
+    folder.mkdir()
+    make(folder)
+    before = _contents(folder)
+    with pytest.raises(FileExistsError) as info:
+        DustModel.load(BUNDLED).save(folder, overwrite=True)
+    for word in words:
+        assert word in str(info.value)
+    assert _contents(folder) == before
+
+
+def test_save_to_a_file_path(tmp_path):
+    (tmp_path / 'model').write_text('not a folder')
+    with pytest.raises(FileExistsError, match='is a file, not a model folder'):
+        DustModel.load(BUNDLED).save(tmp_path / 'model')
+    assert (tmp_path / 'model').read_text() == 'not a folder'

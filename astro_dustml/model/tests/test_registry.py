@@ -225,3 +225,27 @@ def test_get_model_from_path():
     folder = _bundled_or_skip()
     assert get_model(str(folder)).card == get_model(folder.name).card
     assert os.path.isdir(folder)
+
+
+# (id, registry file text, words of the ValueError) -- issue 23
+BAD_REGISTRY_FILES = [
+    ('a JSON list', '[{"name": "x"}]',
+     ['registry.json is a JSON list, not an object', '{"models": {"<name>"',
+      'model_registry']),
+    ('a JSON string', '"models"', ['registry.json is a JSON string, not an object']),
+    ('"models" is a list', '{"models": ["x"]}',
+     ['registry.json has a "models" entry that is a JSON list, not an object']),
+]
+
+
+@pytest.mark.parametrize('text, words',
+                         [pytest.param(*case[1:], id=case[0]) for case in BAD_REGISTRY_FILES])
+def test_bad_registry_file(tmp_path, text, words):
+    path = tmp_path / 'registry.json'
+    path.write_text(text)
+    for call in (lambda: list_models(registry=path), lambda: get_model('x', registry=path)):
+        with pytest.raises(ValueError) as info:
+            call()
+        for word in words:
+            assert word in str(info.value), str(info.value)
+        assert str(path) in str(info.value)

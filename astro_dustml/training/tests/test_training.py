@@ -355,3 +355,62 @@ def test_cli_errors(tmp_path):
     proc = run('build-table', tmp_path / 'bad.ecsv', '-o', tmp_path / 'p.parquet',
                '--scales', '5furlong')
     assert proc.returncode == 2
+
+
+# -- overwrite replaces only the package's own outputs, never half-way (issue 23) --
+
+
+def _skipped_only():
+    """A galaxy too small for the 18 arcsec pixel: a build that reads nothing."""
+    return [TrainingGalaxy(name='small', images=_never_read, distance=10 * u.Mpc,
+                           center=mock(1).galaxy['center'], semimajor=10 * u.arcsec)]
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _foreign_parquet(folder):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({'x': [1, 2]}), folder / 'p.parquet')
+
+
+@pytest.mark.parametrize('make, name', [
+    (lambda t: (t / 'p.parquet').write_text('my notes'), 'p.parquet'),
+    (_foreign_parquet, 'p.parquet'),
+    (lambda t: QTable({'a': [1]}).write(t / 'p.summary.ecsv'), 'p.summary.ecsv'),
+], ids=['text file at the output', 'Parquet of another tool', 'foreign summary ECSV'])
+def test_overwrite_leaves_foreign_outputs(tmp_path, make, name):
+    make(tmp_path)
+    before = _files(tmp_path)
+    with pytest.raises(FileExistsError) as info:
+        build_training_table(_skipped_only(), scales=['18arcsec'],
+                             output=tmp_path / 'p.parquet', overwrite=True, progress=False)
+    for word in (name, 'not written as', 'build_training_table', 'left alone'):
+        assert word in str(info.value), str(info.value)
+    assert _files(tmp_path) == before
+
+
+def test_interrupted_build_leaves_the_old_table(tmp_path):
+    output = tmp_path / 'p.parquet'
+    build_training_table([mock(1)], scales=['1kpc'], bands=BANDS, output=output,
+                         progress=False)
+    before = _files(tmp_path)
+    assert set(before) == {'p.parquet', 'p.summary.ecsv'}
+
+    def interrupted():
+        yield mock(2)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_training_table(interrupted(), scales=['1kpc'], bands=BANDS, output=output,
+                             overwrite=True, progress=False)
+    assert _files(tmp_path) == before  # no partial file left, the old ones untouched
+    assert set(read_training_table(output)['galaxy']) == {'mock1'}
+    # a complete build replaces both of the package's own outputs
+    build_training_table([mock(2)], scales=['1kpc'], bands=BANDS, output=output,
+                         overwrite=True, progress=False)
+    assert set(read_training_table(output)['galaxy']) == {'mock2'}
+    assert set(read_training_summary(output)['galaxy']) == {'mock2'}
+    assert sorted(_files(tmp_path)) == ['p.parquet', 'p.summary.ecsv']
