@@ -23,7 +23,7 @@ MOVED = {
     'filters': ['sed.filters'], 'dust_emission': ['sed.dust_emission'],
     'cigale': ['sed.cigale'], 'features': ['model.features'],
     'registry': ['model.registry'], 'validation': ['training.validation'],
-    'dust_fit': ['farinfrared.dust_fit'], 'stellar_mass': ['farinfrared.stellar_mass'],
+    'dust_fit': ['farinfrared.dust_fit', 'farinfrared.calibration'], 'stellar_mass': ['farinfrared.stellar_mass'],
     'fir': ['farinfrared.predict'], 'constrain': ['farinfrared.constrain'],
     'scales': ['training.scales'], 'distributed_training': ['training.distributed'],
     'fir_truth': ['training.fir_truth'],

@@ -28,7 +28,7 @@ from ..imaging.prepare import OUTPUT_UNIT, _to_output_factor
 from ..imaging.psf_matching import match_psf
 from ..sed.dust_emission import _band_flux_per_mass
 from ..sed.tables import _celestial, _pixel_area
-from .dust_fit import _T_REFERENCE, dust_calibration
+from .calibration import _T_REFERENCE, dust_calibration
 
 __all__ = ['predict_fir_maps', 'compare_fir', 'FIRComparison', 'catalogue_to_mbb']
 

@@ -284,6 +284,7 @@ def test_held_out_galaxies_reach_catalogue(shared_data):
     far-infrared band it has, against the CIGALE catalogue (issue #21).
     """
     import zlib
+
     from astro_dustml.datasets import load_dustpedia_global
     rule = dust_calibration()['provenance']['held_out']
     fir = ['Spitzer_160', *BANDS]
