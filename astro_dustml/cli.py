@@ -307,7 +307,7 @@ def _estimate(args):
     write_dust_maps(maps, output, overwrite=args.overwrite)
     print(f'wrote {output}')
     if args.fir:
-        _write_fir(args, maps, output, distance, galaxy)
+        _write_fir(args, maps, output, distance)
     if args.plot:
         import matplotlib
         matplotlib.use('Agg')
@@ -331,11 +331,11 @@ def _check_output(path, overwrite, option):
         raise FileExistsError(f'{path} exists; use --overwrite to replace it.')
 
 
-def _write_fir(args, maps, output, distance, galaxy):
+def _write_fir(args, maps, output, distance):
     from astropy.io import fits
-    from .farinfrared.predict import _fir_from_images
-    fir = _fir_from_images(args.images, maps, args.fir, distance=distance, galaxy=galaxy,
-                           ebv=args.ebv, names=args.band)
+    from .farinfrared.predict import predict_fir_maps
+    # from the stellar-mass map estimate_dust_maps put on the maps' grid
+    fir = predict_fir_maps(maps, bands=args.fir, distance=distance)
     for band, image in fir.items():
         path = output.with_name(f'{output.stem}_{band}{output.suffix}')
         header = fits.Header({'BAND': band, 'BUNIT': image.unit.to_string('fits'),

@@ -30,6 +30,7 @@ from .. import __version__, conf
 from .._checks import _positive_quantity
 from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from ..exceptions import AstroDustMLWarning, OutOfDomainWarning
+from ..farinfrared.stellar_mass import stellar_mass_map
 from ..imaging import stars as _stars
 from ..imaging.chain import (
     _align,
@@ -272,8 +273,15 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         (not model inputs), ``unused_bands`` (band -> why it was left out: all zero,
         constant, sign-flipped, or no data inside the galaxy), ``psf_fwhm``,
         ``pixel_scale``, ``distance``, ``ebv``, ``galaxy``,
-        ``out_of_domain_fraction`` and ``version``; each map's ``meta`` the
-        same without ``flags``.
+        ``out_of_domain_fraction``, ``version`` and ``stellar_mass`` (the
+        stellar mass per pixel on the maps' grid, a `~astropy.nddata.CCDData`
+        in solMass from the WISE 3.4 and 4.6 µm images as the maps saw them,
+        by `~astro_dustml.farinfrared.stellar_mass_map`; None without a
+        distance); each map's ``meta`` the same without ``flags`` and
+        ``stellar_mass``. `~astro_dustml.farinfrared.predict_fir_maps`,
+        `~astro_dustml.farinfrared.constrain_to_lowres` and
+        `~astro_dustml.training.global_from_pixels` take the stellar mass
+        from there.
 
     Raises
     ------
@@ -374,7 +382,30 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     for name, ndd in maps.items():
         ndd.meta.update(meta)
         members.append((name, ndd))
-    return NDCollection(members, aligned_axes='all', meta=dict(meta, flags=meta_flags))
+    return NDCollection(members, aligned_axes='all',
+                        meta=dict(meta, flags=meta_flags,
+                                  stellar_mass=_stellar_mass(aligned, wcs, distance,
+                                                            meta['psf_fwhm'])))
+
+
+def _stellar_mass(aligned, wcs, distance, psf_fwhm):
+    """
+    ``maps.meta['stellar_mass']``: M* per pixel on the maps' grid, or None without a distance.
+
+    From the WISE 3.4 (and 4.6) µm images as the chain left them (prepared,
+    star-masked, PSF-matched and on the maps' grid), so that
+    `~astro_dustml.farinfrared.predict_fir_maps`,
+    `~astro_dustml.farinfrared.constrain_to_lowres` and
+    `~astro_dustml.training.global_from_pixels` can use it as it is.
+    """
+    if distance is None:
+        return None
+    wise = {b: aligned[b] for b in (REFERENCE_BAND, 'WISE_4.6') if b in aligned}
+    mass = stellar_mass_map(wise, distance=distance)
+    # exactly the maps' WCS (the grid is the same), and the maps' PSF
+    return CCDData(mass.data, unit=mass.unit, wcs=wcs.deepcopy(), mask=mass.mask,
+                   uncertainty=mass.uncertainty,
+                   meta=dict(mass.meta, psf_fwhm=psf_fwhm))
 
 
 def _check_reference_covered(n_rows, uncovered):
