@@ -56,6 +56,11 @@ from .flags import MAP_FLAGS, TARGETS
 __all__ = ['estimate_dust_maps']
 
 
+# What runs before each update of estimate_dust_maps' progress bar
+_STEPS = ['preparing, PSF-matching and reprojecting the images', 'building the pixel table',
+          'predicting', 'making the maps']
+
+
 def _select_bands(parsed, model_bands):
     """Keep the model's input bands."""
     ignored = [b for b in parsed if b not in model_bands]
@@ -329,14 +334,13 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
 
     if stars is not None:
         stars = _foreground_stars(selected[REFERENCE_BAND], stars, region=region)
-    with _progress(5, progress) as bar:
+    with _progress(len(_STEPS), progress, steps=_STEPS) as bar:
         staged = _prepare_align_by_band(
             selected, ebv=ebv, region=region, resolution=resolution,
             pixel_scale=pixel_scale, distance=distance, stars=stars, parallel=parallel)
         if staged is not None:
             prepared, aligned, flipped = staged
             unused.update(flipped)
-            bar.update()
         else:
             prepared = _prepare(selected, ebv=ebv, region=region)
             flipped = _sign_flipped(prepared, region)
@@ -344,7 +348,6 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
                 unused.update(flipped)
                 prepared = NDCollection([(b, im) for b, im in prepared.items()
                                          if b not in flipped], meta=prepared.meta)
-            bar.update()
             if stars is not None:
                 prepared, _ = _stars.mask_foreground_stars(prepared, stars, select=False)
             aligned = _align(prepared, resolution=resolution, pixel_scale=pixel_scale,
