@@ -158,9 +158,61 @@ def _valid_counts(table, bands, model):
     return dict(zip(bands, valid.sum(axis=0))), int(valid.sum(axis=1).max()) if len(valid) else 0
 
 
-def _explain_all_masked(counts, most, bands, model, ebv):
+def _colour_outliers(model, table, *, far=0.5):
+    """
+    ``[(band, excess_dex)]`` of bands whose colour with WISE 3.4 µm lies ``far`` outside training.
+
+    The excess is the median over the pixels of how far ``log10(band /
+    WISE_3.4)`` lies beyond the model's training range (positive: above,
+    negative: below), largest first. Empty for a model without those features.
+    """
+    names = getattr(model, 'features_', None)
+    lo, hi = getattr(model, 'feature_min_', None), getattr(model, 'feature_max_', None)
+    if names is None or lo is None or hi is None or not hasattr(model, '_features'):
+        return []
+    try:
+        X = model._features(table)[0]
+    except (KeyError, ValueError, TypeError):
+        return []
+    out = []
+    for k, name in enumerate(names):
+        band, _, ref = name[4:].partition('/') if name.startswith('log_') else ('', '', '')
+        if ref != REFERENCE_BAND:
+            continue
+        x = X[:, k][np.isfinite(X[:, k])]
+        if x.size == 0:
+            continue
+        excess = np.median(np.where(x > hi[k], x - hi[k], np.where(x < lo[k], x - lo[k], 0)))
+        if abs(excess) > far:
+            out.append((band, float(excess)))
+    return sorted(out, key=lambda item: -abs(item[1]))
+
+
+def _describe_outliers(outliers, n_colours):
+    """The reason `_explain_all_masked` gives for `_colour_outliers`."""
+    signs = {np.sign(e) for _, e in outliers}
+    if len(outliers) >= max(3, 2 * n_colours // 3) and len(signs) == 1:
+        median = float(np.median([e for _, e in outliers]))
+        return (f'the colours of {len(outliers)} of {n_colours} bands with {REFERENCE_BAND} '
+                f'all lie {abs(median):.1f} dex {"above" if median > 0 else "below"} the '
+                f'training range: the {REFERENCE_BAND} values look '
+                f'{"too low" if median > 0 else "too high"} by at least a factor of about '
+                f'{10 ** abs(median):.2g}; check its unit (units=, --units)')
+    what = ', '.join(f'{band} ({abs(e):.1f} dex {"above" if e > 0 else "below"} it: '
+                     f'{"too high" if e > 0 else "too low"} by at least a factor of about '
+                     f'{10 ** abs(e):.2g})' for band, e in outliers)
+    return (f'the colours with {REFERENCE_BAND} of {what} lie far outside the training '
+            'range (median over the pixels): check the unit of those images (units=, '
+            '--units; e.g. Jy/pix read as DN), or leave them out')
+
+
+def _explain_all_masked(counts, most, bands, model, ebv, table=None):
     """Why no pixel got a prediction (``_valid_counts``): bands, the model's needs, E(B-V)."""
     reasons = []
+    outliers = [] if table is None else _colour_outliers(model, table)
+    if outliers:
+        n_colours = sum(1 for b in bands if b != REFERENCE_BAND and counts.get(b))
+        reasons.append(_describe_outliers(outliers, max(n_colours, len(outliers))))
     min_bands = getattr(model, 'min_bands', None)
     card = getattr(model, 'card', None) or {}
     core = list(getattr(model, 'core_bands_', None) or card.get('core_bands') or [])
@@ -375,7 +427,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         int(((meta_flags[y, x] & MAP_FLAGS['OUT_OF_DOMAIN']) != 0).sum()), len(y))
     if not any((~m.mask).any() for m in maps.values()):
         raise ValueError(_explain_all_masked(*_valid_counts(table, used, dust_model), used,
-                                             dust_model, ebv))
+                                             dust_model, ebv, table=table))
     aligned_meta = getattr(aligned, 'meta', None) or {}
     meta = _maps_meta(dust_model, model_name, used=used, ignored=ignored, unused=unused,
                       psf_fwhm=table.meta.get('psf_fwhm', aligned_meta.get('psf_fwhm')),
