@@ -34,9 +34,13 @@ class Conf(_config.ConfigNamespace):
         'dustpedia-global',
         'Name of the pretrained model used when none is given.')
     model_urls = _config.ConfigItem(
-        ['https://github.com/astro-dustml/astro-dustml-models/releases/download/v1/'],
+        [],
         'Mirror list of base URLs from which registered pretrained models '
-        'are downloaded; tried in order.', cfgtype='string_list')
+        'are downloaded (<url><name>/<file>), tried in order. Empty by '
+        'default: the bundled models need no download and no public mirror '
+        'exists yet. Add one with conf.model_urls = ["https://host/models/"] '
+        'or a "model_urls = https://host/models/" line in '
+        '~/.astropy/config/astro_dustml.cfg.', cfgtype='string_list')
     allow_download = _config.ConfigItem(
         True, 'Whether models and data files may be downloaded when they '
         'are not in the astropy cache.')

@@ -30,6 +30,7 @@ from .. import __version__, conf
 from .._checks import _positive_quantity
 from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from ..exceptions import AstroDustMLWarning, OutOfDomainWarning
+from ..farinfrared.stellar_mass import stellar_mass_map
 from ..imaging import stars as _stars
 from ..imaging.chain import (
     _align,
@@ -53,6 +54,11 @@ from ..sed.tables import _as_wcs, make_pixel_table
 from .flags import MAP_FLAGS, TARGETS
 
 __all__ = ['estimate_dust_maps']
+
+
+# What runs before each update of estimate_dust_maps' progress bar
+_STEPS = ['preparing, PSF-matching and reprojecting the images', 'building the pixel table',
+          'predicting', 'making the maps']
 
 
 def _select_bands(parsed, model_bands):
@@ -152,9 +158,61 @@ def _valid_counts(table, bands, model):
     return dict(zip(bands, valid.sum(axis=0))), int(valid.sum(axis=1).max()) if len(valid) else 0
 
 
-def _explain_all_masked(counts, most, bands, model, ebv):
+def _colour_outliers(model, table, *, far=0.5):
+    """
+    ``[(band, excess_dex)]`` of bands whose colour with WISE 3.4 µm lies ``far`` outside training.
+
+    The excess is the median over the pixels of how far ``log10(band /
+    WISE_3.4)`` lies beyond the model's training range (positive: above,
+    negative: below), largest first. Empty for a model without those features.
+    """
+    names = getattr(model, 'features_', None)
+    lo, hi = getattr(model, 'feature_min_', None), getattr(model, 'feature_max_', None)
+    if names is None or lo is None or hi is None or not hasattr(model, '_features'):
+        return []
+    try:
+        X = model._features(table)[0]
+    except (KeyError, ValueError, TypeError):
+        return []
+    out = []
+    for k, name in enumerate(names):
+        band, _, ref = name[4:].partition('/') if name.startswith('log_') else ('', '', '')
+        if ref != REFERENCE_BAND:
+            continue
+        x = X[:, k][np.isfinite(X[:, k])]
+        if x.size == 0:
+            continue
+        excess = np.median(np.where(x > hi[k], x - hi[k], np.where(x < lo[k], x - lo[k], 0)))
+        if abs(excess) > far:
+            out.append((band, float(excess)))
+    return sorted(out, key=lambda item: -abs(item[1]))
+
+
+def _describe_outliers(outliers, n_colours):
+    """The reason `_explain_all_masked` gives for `_colour_outliers`."""
+    signs = {np.sign(e) for _, e in outliers}
+    if len(outliers) >= max(3, 2 * n_colours // 3) and len(signs) == 1:
+        median = float(np.median([e for _, e in outliers]))
+        return (f'the colours of {len(outliers)} of {n_colours} bands with {REFERENCE_BAND} '
+                f'all lie {abs(median):.1f} dex {"above" if median > 0 else "below"} the '
+                f'training range: the {REFERENCE_BAND} values look '
+                f'{"too low" if median > 0 else "too high"} by at least a factor of about '
+                f'{10 ** abs(median):.2g}; check its unit (units=, --units)')
+    what = ', '.join(f'{band} ({abs(e):.1f} dex {"above" if e > 0 else "below"} it: '
+                     f'{"too high" if e > 0 else "too low"} by at least a factor of about '
+                     f'{10 ** abs(e):.2g})' for band, e in outliers)
+    return (f'the colours with {REFERENCE_BAND} of {what} lie far outside the training '
+            'range (median over the pixels): check the unit of those images (units=, '
+            '--units; e.g. Jy/pix read as DN), or leave them out')
+
+
+def _explain_all_masked(counts, most, bands, model, ebv, table=None):
     """Why no pixel got a prediction (``_valid_counts``): bands, the model's needs, E(B-V)."""
     reasons = []
+    outliers = [] if table is None else _colour_outliers(model, table)
+    if outliers:
+        n_colours = sum(1 for b in bands if b != REFERENCE_BAND and counts.get(b))
+        reasons.append(_describe_outliers(outliers, max(n_colours, len(outliers))))
     min_bands = getattr(model, 'min_bands', None)
     card = getattr(model, 'card', None) or {}
     core = list(getattr(model, 'core_bands_', None) or card.get('core_bands') or [])
@@ -272,8 +330,15 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         (not model inputs), ``unused_bands`` (band -> why it was left out: all zero,
         constant, sign-flipped, or no data inside the galaxy), ``psf_fwhm``,
         ``pixel_scale``, ``distance``, ``ebv``, ``galaxy``,
-        ``out_of_domain_fraction`` and ``version``; each map's ``meta`` the
-        same without ``flags``.
+        ``out_of_domain_fraction``, ``version`` and ``stellar_mass`` (the
+        stellar mass per pixel on the maps' grid, a `~astropy.nddata.CCDData`
+        in solMass from the WISE 3.4 and 4.6 µm images as the maps saw them,
+        by `~astro_dustml.farinfrared.stellar_mass_map`; None without a
+        distance); each map's ``meta`` the same without ``flags`` and
+        ``stellar_mass``. `~astro_dustml.farinfrared.predict_fir_maps`,
+        `~astro_dustml.farinfrared.constrain_to_lowres` and
+        `~astro_dustml.training.global_from_pixels` take the stellar mass
+        from there.
 
     Raises
     ------
@@ -321,14 +386,13 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
 
     if stars is not None:
         stars = _foreground_stars(selected[REFERENCE_BAND], stars, region=region)
-    with _progress(5, progress) as bar:
+    with _progress(len(_STEPS), progress, steps=_STEPS) as bar:
         staged = _prepare_align_by_band(
             selected, ebv=ebv, region=region, resolution=resolution,
             pixel_scale=pixel_scale, distance=distance, stars=stars, parallel=parallel)
         if staged is not None:
             prepared, aligned, flipped = staged
             unused.update(flipped)
-            bar.update()
         else:
             prepared = _prepare(selected, ebv=ebv, region=region)
             flipped = _sign_flipped(prepared, region)
@@ -336,7 +400,6 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
                 unused.update(flipped)
                 prepared = NDCollection([(b, im) for b, im in prepared.items()
                                          if b not in flipped], meta=prepared.meta)
-            bar.update()
             if stars is not None:
                 prepared, _ = _stars.mask_foreground_stars(prepared, stars, select=False)
             aligned = _align(prepared, resolution=resolution, pixel_scale=pixel_scale,
@@ -364,7 +427,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         int(((meta_flags[y, x] & MAP_FLAGS['OUT_OF_DOMAIN']) != 0).sum()), len(y))
     if not any((~m.mask).any() for m in maps.values()):
         raise ValueError(_explain_all_masked(*_valid_counts(table, used, dust_model), used,
-                                             dust_model, ebv))
+                                             dust_model, ebv, table=table))
     aligned_meta = getattr(aligned, 'meta', None) or {}
     meta = _maps_meta(dust_model, model_name, used=used, ignored=ignored, unused=unused,
                       psf_fwhm=table.meta.get('psf_fwhm', aligned_meta.get('psf_fwhm')),
@@ -374,7 +437,30 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     for name, ndd in maps.items():
         ndd.meta.update(meta)
         members.append((name, ndd))
-    return NDCollection(members, aligned_axes='all', meta=dict(meta, flags=meta_flags))
+    return NDCollection(members, aligned_axes='all',
+                        meta=dict(meta, flags=meta_flags,
+                                  stellar_mass=_stellar_mass(aligned, wcs, distance,
+                                                            meta['psf_fwhm'])))
+
+
+def _stellar_mass(aligned, wcs, distance, psf_fwhm):
+    """
+    ``maps.meta['stellar_mass']``: M* per pixel on the maps' grid, or None without a distance.
+
+    From the WISE 3.4 (and 4.6) µm images as the chain left them (prepared,
+    star-masked, PSF-matched and on the maps' grid), so that
+    `~astro_dustml.farinfrared.predict_fir_maps`,
+    `~astro_dustml.farinfrared.constrain_to_lowres` and
+    `~astro_dustml.training.global_from_pixels` can use it as it is.
+    """
+    if distance is None:
+        return None
+    wise = {b: aligned[b] for b in (REFERENCE_BAND, 'WISE_4.6') if b in aligned}
+    mass = stellar_mass_map(wise, distance=distance)
+    # exactly the maps' WCS (the grid is the same), and the maps' PSF
+    return CCDData(mass.data, unit=mass.unit, wcs=wcs.deepcopy(), mask=mass.mask,
+                   uncertainty=mass.uncertainty,
+                   meta=dict(mass.meta, psf_fwhm=psf_fwhm))
 
 
 def _check_reference_covered(n_rows, uncovered):
