@@ -27,7 +27,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from ndcube import NDCollection
 
 from .. import __version__, conf
-from .._checks import _positive_quantity
+from .._checks import _galaxy_distance, _positive_quantity
 from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from ..exceptions import AstroDustMLWarning, OutOfDomainWarning
 from ..imaging import stars as _stars
@@ -45,7 +45,7 @@ from ..imaging.chain import (
     _sign_flipped,
 )
 from ..imaging.io import _parse_collection, _subset
-from ..imaging.prepare import _parse_galaxy
+from ..imaging.prepare import _extinction, _parse_galaxy
 from ..model.features import valid_bands
 from ..model.registry import get_model
 from ..sed.flags import FLAG_MASKED, FLAG_MISSING
@@ -101,8 +101,7 @@ def _galaxy_info(galaxy):
 def _check_numbers(distance, pixel_scale, resolution):
     """Distance, pixel scale and resolution checked at the boundary (finite, > 0)."""
     if distance is not None:
-        distance = _positive_quantity(distance, 'distance', 'length', default_unit=u.Mpc,
-                                      example='10 * u.Mpc').to(u.Mpc)
+        distance = _galaxy_distance(distance)
     if pixel_scale is not None:
         pixel_scale = _positive_quantity(pixel_scale, 'pixel_scale', ('angle', 'length'),
                                          example='8 * u.arcsec or 400 * u.pc')
@@ -117,9 +116,10 @@ def _check_numbers(distance, pixel_scale, resolution):
     return distance, pixel_scale, resolution
 
 
-def _check_arguments(images, *, galaxy, distance, pixel_scale, resolution):
+def _check_arguments(images, *, galaxy, distance, pixel_scale, resolution, ebv=None):
     """Checks before any image is read: ``(name, region, distance, pixel_scale, resolution)``."""
     name, region, galaxy_distance = _parse_galaxy(galaxy)
+    _extinction(get_band(REFERENCE_BAND), ebv, None)  # a scalar E(B-V), checked once here
     distance, pixel_scale, resolution = _check_numbers(
         galaxy_distance if distance is None else distance, pixel_scale, resolution)
     if isinstance(images, Mapping):  # the bands are known before any image is read
@@ -310,7 +310,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     """
     name, region, distance, pixel_scale, resolution = _check_arguments(
         images, galaxy=galaxy, distance=distance, pixel_scale=pixel_scale,
-        resolution=resolution)
+        resolution=resolution, ebv=ebv)
     parsed = _parse_collection(images, bands=bands, units=units)
     _check_reference(parsed)
     dust_model, model_name = _resolve_model(model)
