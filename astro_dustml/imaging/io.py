@@ -199,6 +199,8 @@ def _parse_image(data, *, band=None, unit=None, wcs=None, units=None,
                 header_wcs = WCS(header).celestial
             wcs = header_wcs if header_wcs.has_celestial else None
         meta.setdefault('header', header.copy())
+    if wcs is not None:
+        _check_wcs(wcs, _band_name(band, header))  # before wcsset() (has_celestial) runs
     if wcs is None or not getattr(wcs, 'has_celestial', True):
         raise NoCelestialWCSError(
             'The image has no celestial WCS. Give one with wcs=, or pass a '
@@ -213,7 +215,6 @@ def _parse_image(data, *, band=None, unit=None, wcs=None, units=None,
     if header is not None and given_band is not None:
         _check_header_band(header, band)
     meta['band'] = band.name
-    _check_wcs(wcs, band)
     array = _check_data(array, band)
     # the float copy made below (and its uncertainty): a broadcast view or a
     # memory map is not materialised beyond the limit
@@ -264,7 +265,15 @@ def _check_header_band(header, band):
                       'the band from the header.', AstroDustMLWarning)
 
 
-def _check_wcs(wcs, band):
+def _band_name(band, header):
+    """The canonical band name for a message, or a stand-in when it is not known yet."""
+    try:
+        return get_band(band if band is not None else header).name
+    except (ValueError, TypeError):
+        return 'given'
+
+
+def _check_wcs(wcs, name):
     """A celestial WCS must have finite CRVAL, CRPIX and an invertible pixel matrix."""
     inner = getattr(wcs, 'wcs', None)
     if inner is None:
@@ -273,17 +282,20 @@ def _check_wcs(wcs, band):
     if inner.has_cd():
         parts['CD'] = inner.cd
     else:
-        parts['CDELT'], parts['PC'] = inner.cdelt, inner.get_pc()
+        # the raw PC (get_pc() runs wcsset, which fails on a singular matrix); none
+        # with CROTA, whose rotation cannot be singular
+        pc = inner.pc if inner.has_pc() else np.eye(len(inner.cdelt))
+        parts['CDELT'], parts['PC'] = inner.cdelt, pc
     for key, value in parts.items():
         value = np.asarray(value, dtype=float)
         if not np.all(np.isfinite(value)):
-            raise ValueError(f'The WCS of the {band.name} image has non-finite {key} '
+            raise ValueError(f'The WCS of the {name} image has non-finite {key} '
                              f'({value.tolist()}): it cannot place the image on the sky. '
                              'Fix the header (or the WCS given with the array).')
     matrix = np.asarray(inner.cd if inner.has_cd()
-                        else inner.get_pc() * np.asarray(inner.cdelt)[:, None], float)
+                        else np.asarray(pc) * np.asarray(inner.cdelt)[None, :], float)
     if matrix.shape == (2, 2) and np.linalg.det(matrix) == 0:
-        raise ValueError(f'The WCS of the {band.name} image has a singular pixel matrix '
+        raise ValueError(f'The WCS of the {name} image has a singular pixel matrix '
                          f'(CD or CDELT x PC = {matrix.tolist()}, zero pixel size): it cannot '
                          'place the image on the sky. Fix the header.')
 

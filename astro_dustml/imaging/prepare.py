@@ -324,8 +324,10 @@ def _mask_absurd(data, noise, bad, band):
         warnings.warn(f'{int((absurd | noisy).sum())} pixel(s) of the {band.name} image are '
                       f'masked as bad pixels: {"; ".join(parts)}.', AstroDustMLWarning)
     absurd |= noisy
-    # Masked pixels keep their values; absurd and non-finite ones become NaN
-    data = np.where(absurd | ~np.isfinite(data), np.nan, data)
+    # Masked (by the user), absurd and non-finite pixels become NaN: a masked
+    # pixel is no data, so PSF matching leaves it masked as it does NaN
+    # (foreground stars, masked after this step, are interpolated over instead)
+    data = np.where(bad | absurd | ~np.isfinite(data), np.nan, data)
     return data, bad | absurd
 
 

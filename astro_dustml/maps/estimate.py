@@ -354,6 +354,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         used = [b for b in used if b not in uncovered]
         _warn_unused(unused)
         _check_reference_covered(len(table), uncovered)
+        _warn_surface_brightness(aligned[REFERENCE_BAND], y, x)
         prediction = _predict(dust_model, table)
         bar.update()
         maps, meta_flags = _make_maps(prediction, flags, y, x, wcs, shape)
@@ -383,6 +384,31 @@ def _check_reference_covered(n_rows, uncovered):
             'Every pixel is masked: no pixel inside the galaxy region has valid WISE '
             '3.4 µm data (the reference band every prediction needs). Check the '
             'WISE 3.4 µm mask and footprint, the galaxy= region and the star masks.')
+
+
+# Median WISE 3.4 µm surface brightness of the galaxy pixels of a galaxy, in
+# MJy/sr: 1e-4 to 1e3 MJy/sr is 28 to 10 Vega mag/arcsec^2 (a bright nucleus is
+# about 16, the faintest outskirts the training set measured about 24). Colours
+# do not change when every band has the same wrong unit; intensities do.
+_W1_SURFACE_BRIGHTNESS = (1e-4, 1e3)
+
+
+def _warn_surface_brightness(reference, y, x):
+    """Warn when the galaxy's WISE 3.4 µm surface brightness is far outside any galaxy's."""
+    values = np.asarray(reference.data)[y, x]
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return
+    median = float(np.median(values))
+    low, high = _W1_SURFACE_BRIGHTNESS
+    if not low <= median <= high:
+        warnings.warn(
+            f'The galaxy pixels of {REFERENCE_BAND} have a median surface brightness of '
+            f'{median:.3g} {reference.unit}, far outside that of any galaxy in the training '
+            f'set ({low:g} to {high:g} {reference.unit}, 28 to 10 mag/arcsec^2): the units of '
+            'the images are probably wrong (all bands alike, since the colours look '
+            'normal). Check the units (units=, --units, BUNIT); the maps are estimated from '
+            'the colours, which a shared unit error leaves unchanged.', OutOfDomainWarning)
 
 
 def _warn_out_of_domain(ood, n_valid):
