@@ -57,6 +57,12 @@ class Conf(_config.ConfigNamespace):
         '', 'Folder holding instrument PSF images (e.g. the DustPedia/CAAPR, '
         'unWISE, IRAC and Herschel PSFs) used by astro_dustml.imaging.load_psf; '
         'empty to use Gaussian PSFs of the registry FWHMs.')
+    memory_limit = _config.ConfigItem(
+        8.0, 'Largest memory (GiB) that one step of a call may plan to allocate: an input '
+        'image copy, the common pixel grid of the alignment, a PSF-matching kernel and '
+        'its FFTs. Sizes are planned from the headers before anything is allocated, and a '
+        'call that would need more is refused with an error that names the band.',
+        cfgtype='float')
     dustpedia_url = _config.ConfigItem(
         'http://dustpedia.astro.noa.gr/Data/GetData?dataPath=',
         'Base URL of the public DustPedia archive files.')

@@ -26,6 +26,7 @@ from astropy.utils.console import ProgressBar
 from ndcube import NDCollection
 
 from ..bands import REFERENCE_BAND, get_band
+from ..exceptions import MemoryLimitError
 from . import stars as _stars
 from .gaia import query_gaia_stars
 from .align import _match_one, _plan, _reproject, align_images
@@ -219,6 +220,8 @@ def _grid_plan(images, *, resolution, pixel_scale, distance):
     try:
         return _plan(stand_ins, **target, distance=distance, pixel_scale=pixel_scale,
                      footprint='union', output_wcs=None, shape_out=None)
+    except MemoryLimitError:
+        raise  # refused before anything is allocated: the all-bands path would allocate
     except (ValueError, TypeError, u.UnitsError):
         return None
 

@@ -27,7 +27,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from ndcube import NDCollection
 
 from .. import __version__, conf
-from .._checks import _positive_quantity
+from .._checks import _galaxy_distance, _positive_quantity
 from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from ..exceptions import AstroDustMLWarning, OutOfDomainWarning
 from ..farinfrared.stellar_mass import stellar_mass_map
@@ -46,7 +46,7 @@ from ..imaging.chain import (
     _sign_flipped,
 )
 from ..imaging.io import _parse_collection, _subset
-from ..imaging.prepare import _parse_galaxy
+from ..imaging.prepare import _extinction, _parse_galaxy
 from ..model.features import valid_bands
 from ..model.registry import get_model
 from ..sed.flags import FLAG_MASKED, FLAG_MISSING
@@ -107,8 +107,7 @@ def _galaxy_info(galaxy):
 def _check_numbers(distance, pixel_scale, resolution):
     """Distance, pixel scale and resolution checked at the boundary (finite, > 0)."""
     if distance is not None:
-        distance = _positive_quantity(distance, 'distance', 'length', default_unit=u.Mpc,
-                                      example='10 * u.Mpc').to(u.Mpc)
+        distance = _galaxy_distance(distance)
     if pixel_scale is not None:
         pixel_scale = _positive_quantity(pixel_scale, 'pixel_scale', ('angle', 'length'),
                                          example='8 * u.arcsec or 400 * u.pc')
@@ -123,9 +122,10 @@ def _check_numbers(distance, pixel_scale, resolution):
     return distance, pixel_scale, resolution
 
 
-def _check_arguments(images, *, galaxy, distance, pixel_scale, resolution):
+def _check_arguments(images, *, galaxy, distance, pixel_scale, resolution, ebv=None):
     """Checks before any image is read: ``(name, region, distance, pixel_scale, resolution)``."""
     name, region, galaxy_distance = _parse_galaxy(galaxy)
+    _extinction(get_band(REFERENCE_BAND), ebv, None)  # a scalar E(B-V), checked once here
     distance, pixel_scale, resolution = _check_numbers(
         galaxy_distance if distance is None else distance, pixel_scale, resolution)
     if isinstance(images, Mapping):  # the bands are known before any image is read
@@ -375,7 +375,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     """
     name, region, distance, pixel_scale, resolution = _check_arguments(
         images, galaxy=galaxy, distance=distance, pixel_scale=pixel_scale,
-        resolution=resolution)
+        resolution=resolution, ebv=ebv)
     parsed = _parse_collection(images, bands=bands, units=units)
     _check_reference(parsed)
     dust_model, model_name = _resolve_model(model)
@@ -417,6 +417,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         used = [b for b in used if b not in uncovered]
         _warn_unused(unused)
         _check_reference_covered(len(table), uncovered)
+        _warn_surface_brightness(aligned[REFERENCE_BAND], y, x)
         prediction = _predict(dust_model, table)
         bar.update()
         maps, meta_flags = _make_maps(prediction, flags, y, x, wcs, shape)
@@ -469,6 +470,31 @@ def _check_reference_covered(n_rows, uncovered):
             'Every pixel is masked: no pixel inside the galaxy region has valid WISE '
             '3.4 µm data (the reference band every prediction needs). Check the '
             'WISE 3.4 µm mask and footprint, the galaxy= region and the star masks.')
+
+
+# Median WISE 3.4 µm surface brightness of the galaxy pixels of a galaxy, in
+# MJy/sr: 1e-4 to 1e3 MJy/sr is 28 to 10 Vega mag/arcsec^2 (a bright nucleus is
+# about 16, the faintest outskirts the training set measured about 24). Colours
+# do not change when every band has the same wrong unit; intensities do.
+_W1_SURFACE_BRIGHTNESS = (1e-4, 1e3)
+
+
+def _warn_surface_brightness(reference, y, x):
+    """Warn when the galaxy's WISE 3.4 µm surface brightness is far outside any galaxy's."""
+    values = np.asarray(reference.data)[y, x]
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return
+    median = float(np.median(values))
+    low, high = _W1_SURFACE_BRIGHTNESS
+    if not low <= median <= high:
+        warnings.warn(
+            f'The galaxy pixels of {REFERENCE_BAND} have a median surface brightness of '
+            f'{median:.3g} {reference.unit}, far outside that of any galaxy in the training '
+            f'set ({low:g} to {high:g} {reference.unit}, 28 to 10 mag/arcsec^2): the units of '
+            'the images are probably wrong (all bands alike, since the colours look '
+            'normal). Check the units (units=, --units, BUNIT); the maps are estimated from '
+            'the colours, which a shared unit error leaves unchanged.', OutOfDomainWarning)
 
 
 def _warn_out_of_domain(ood, n_valid):
