@@ -27,7 +27,8 @@ from ..bands import get_band
 from ..exceptions import AstroDustMLWarning
 from .io import _bad_pixels, _parse_collection, _parse_image
 
-__all__ = ['prepare_image', 'prepare_images', 'galaxy_region', 'OUTPUT_UNIT', 'DEFAULT_EBV_ERROR', 'SKY_ANNULUS']
+__all__ = ['prepare_image', 'prepare_images', 'galaxy_region', 'OUTPUT_UNIT', 'DEFAULT_EBV_ERROR',
+           'SKY_ANNULUS']
 
 
 OUTPUT_UNIT = u.MJy / u.sr

@@ -441,7 +441,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     return NDCollection(members, aligned_axes='all',
                         meta=dict(meta, flags=meta_flags,
                                   stellar_mass=_stellar_mass(aligned, wcs, distance,
-                                                            meta['psf_fwhm'])))
+                                                             meta['psf_fwhm'])))
 
 
 def _stellar_mass(aligned, wcs, distance, psf_fwhm):

@@ -41,7 +41,8 @@ from .. import __version__
 from ..imaging.prepare import _parse_galaxy
 from ..model._integrity import _replacing_file
 
-__all__ = ['write_dust_maps', 'read_dust_maps', 'model_sha256', 'MAP_DESCRIPTIONS', 'FLAG_DESCRIPTIONS']
+__all__ = ['write_dust_maps', 'read_dust_maps', 'model_sha256', 'MAP_DESCRIPTIONS',
+           'FLAG_DESCRIPTIONS']
 
 
 _FORMAT = 'astro_dustml dust maps'

@@ -174,6 +174,7 @@ def _scaled_all(factor):
     return {b: CCDData(im.data * factor, unit=im.unit, wcs=im.wcs, meta={'band': b})
             for b, im in _mock().images.items()}
 
+
 # (id, call taking tmp_path, expected class, words that must all be in the message,
 #  warnings to ignore on the way or a check of the result)
 CASES = [
@@ -663,7 +664,8 @@ def _mirrored(image):
 
 
 def test_mirrored_images_give_the_same_maps():
-    """Was median Td 21.82 vs 21.66 K on the full mock: reproject_adaptive is not mirror-symmetric."""
+    """Was median Td 21.82 vs 21.66 K on the full mock
+    (reproject_adaptive is not mirror-symmetric)."""
     mirrored = _estimate({b: _mirrored(im) for b, im in _mock().images.items()})
     clean = _clean()
     np.testing.assert_array_equal(mirrored.meta['flags'], clean.meta['flags'])

@@ -28,7 +28,8 @@ from .fitting import pixel_weights, scale_metrics
 from .truth import TARGETS
 from .validation import _new_axes
 
-__all__ = ['shared_galaxies', 'rmse_per_scale', 'scatter_decomposition', 'scale_lie_experiment', 'global_from_pixels', 'compare_global', 'plot_rmse_per_scale', 'plot_scale_lie']
+__all__ = ['shared_galaxies', 'rmse_per_scale', 'scatter_decomposition', 'scale_lie_experiment',
+           'global_from_pixels', 'compare_global', 'plot_rmse_per_scale', 'plot_scale_lie']
 
 
 def _scales_in(table, scales):

@@ -1,4 +1,7 @@
-"""Tests of astro_dustml.farinfrared.dust_fit: recovery of injected dust, the catalogue scale, NGC 5584."""
+"""
+Tests of astro_dustml.farinfrared.dust_fit: recovery of injected dust, the catalogue
+scale, NGC 5584.
+"""
 
 import warnings
 

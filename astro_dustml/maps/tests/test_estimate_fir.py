@@ -112,7 +112,7 @@ def test_constrain_and_global_use_it(maps):
     expected = np.sum(10 ** maps['sMd'].data[good] * mstar.data[good])
     assert row['Mdust'][0].to_value(u.Msun) == pytest.approx(expected, rel=1e-12)
     assert row['Mstar'][0].to_value(u.Msun) == pytest.approx(mstar.data[good].sum(),
-                                                              rel=1e-12)
+                                                             rel=1e-12)
 
 
 def test_round_trip_and_without_distance(maps, mock, tmp_path):

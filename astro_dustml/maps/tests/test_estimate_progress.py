@@ -4,15 +4,15 @@
 STEPS = ['preparing, PSF-matching and reprojecting the images', 'building the pixel table',
          'predicting', 'making the maps']
 
-import io
-import re
-import warnings
+import io  # noqa: E402
+import re  # noqa: E402
+import warnings  # noqa: E402
 
-import astropy.units as u
+import astropy.units as u  # noqa: E402
 
-from astro_dustml.datasets import make_mock_galaxy
-from astro_dustml.exceptions import OutOfDomainWarning
-from astro_dustml.maps import estimate_dust_maps
+from astro_dustml.datasets import make_mock_galaxy  # noqa: E402
+from astro_dustml.exceptions import OutOfDomainWarning  # noqa: E402
+from astro_dustml.maps import estimate_dust_maps  # noqa: E402
 
 
 class _Terminal(io.StringIO):
