@@ -18,6 +18,9 @@ Extensions, in order:
 ``NAME_META``           the map's ``meta`` as JSON (one-row table)
 ``FLAGS``               why a pixel is masked (int16 bits), WCS; the bits
                         as ``FLAGn`` keywords
+``MODELID``             which model predicted each pixel (int16; -1:
+                        none): the ``MODNi`` (name), ``MODSHAi``
+                        (SHA-256), ``MODPIXi``, ``MODHOWi`` of PRIMARY
 ``META``                the collection's ``meta`` as JSON, incl. the
                         full model card
 ======================  ===============================================
@@ -133,7 +136,8 @@ def _from_json(value):
 
 
 def _meta_hdu(meta, name, what):
-    text = json.dumps(_to_json({k: v for k, v in meta.items() if k != 'flags'}))
+    text = json.dumps(_to_json({k: v for k, v in meta.items()
+                                if k not in ('flags', 'model_id')}))
     hdu = fits.BinTableHDU(Table({'json': [text]}), name=name)
     _card(hdu.header, 'DESCRIP', f'{what} as JSON (read_dust_maps)', 'what this HDU holds')
     return hdu
@@ -210,6 +214,16 @@ def _model_cards(header, meta):
                            'lists the SHA-256 of every model file')
     trained = (card.get('versions') or {}).get('astro_dustml')
     _set(header, 'MODELVER', trained, 'astro_dustml version that trained the model')
+    models = meta.get('band_set_models') or []
+    if models:
+        _card(header, 'NMODELS', len(models), 'models that predicted pixels (MODELID)')
+    for entry in models:
+        i = int(entry['id'])
+        _set(header, f'MODN{i}', entry.get('name'), f'model of MODELID = {i}')
+        _set(header, f'MODPIX{i}', entry.get('n_pixels'), f'pixels predicted by model {i}')
+        _set(header, f'MODHOW{i}', entry.get('how'), f'how model {i} was chosen')
+        if entry.get('sha256'):
+            header[f'MODSHA{i}'] = entry['sha256']
 
 
 def _input_cards(header, meta):
@@ -357,6 +371,13 @@ def write_dust_maps(maps, path, *, overwrite=False):
         _card(header, 'INHERIT', True, 'the primary header applies')
         hdus.append(fits.ImageHDU(np.asarray(meta['flags'], dtype=np.int16), name='FLAGS',
                                   header=header))
+    if meta.get('model_id') is not None:
+        header = wcs_header.copy()
+        _card(header, 'DESCRIP', 'model of each pixel (MODNi in PRIMARY), -1: none',
+              'what this HDU holds')
+        _card(header, 'INHERIT', True, 'the primary header applies')
+        hdus.append(fits.ImageHDU(np.asarray(meta['model_id'], dtype=np.int16),
+                                  name='MODELID', header=header))
     hdus.append(_meta_hdu(meta, 'META', 'metadata of the maps and the model card'))
     with _replacing_file(path, overwrite=overwrite, is_ours=_is_dust_map_file,
                          what='a dust-map file of write_dust_maps') as partial:
@@ -427,4 +448,6 @@ def read_dust_maps(path):
         meta = _read_meta(hdul, 'META')
         if 'FLAGS' in hdul:
             meta['flags'] = np.array(hdul['FLAGS'].data)
+        if 'MODELID' in hdul:
+            meta['model_id'] = np.array(hdul['MODELID'].data, dtype=np.int16)
     return NDCollection(members, aligned_axes='all', meta=meta)

@@ -248,7 +248,12 @@ def download_models(names=None, *, registry=None):
     ----------
     names : str or sequence of str, optional
         Models to fetch; default: every registered model. Bundled models
-        need no download and are skipped.
+        need no download and are skipped. A band-set name that is neither
+        bundled nor registered (``'dustpedia-bands-...'``,
+        `~astro_dustml.model.band_sets.band_set_name`) is trained from the
+        DustPedia table and cached
+        (`~astro_dustml.model.band_sets.get_band_set_model`), like
+        ``astro-dustml models build --bands ...``.
     registry : str, path-like or dict, optional
         Registry to use instead of the configured one.
 
@@ -266,6 +271,11 @@ def download_models(names=None, *, registry=None):
     fetched = []
     for name in names:
         if name in bundled:
+            continue
+        if name not in models and name.startswith('dustpedia-bands-'):
+            from .band_sets import get_band_set_model, parse_band_set_name
+            get_band_set_model(parse_band_set_name(name))
+            fetched.append(name)
             continue
         if name not in models:
             raise _unknown(name, registry)
