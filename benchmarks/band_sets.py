@@ -23,7 +23,7 @@ training them again; ``--skip-default`` leaves the default columns empty.
 Usage::
 
     python benchmarks/band_sets.py [--data ../shared/data/dustpedia] [--sets NAME,...]
-                                   [--rst docs/band_sets_table.rst]
+                                   [--rst docs/band_sets_table.txt]
                                    [--dedicated-from-cards] [--skip-default]
 """
 

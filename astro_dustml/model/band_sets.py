@@ -231,7 +231,7 @@ def _fold_splits(groups, n_splits=4, random_state=0):
 
 
 def _scores(pred, true, sigma, groups):
-    """Galaxy-weighted RMSE, mean error and chi² (as `~astro_dustml.training.regression_metrics`)."""
+    """Galaxy-weighted RMSE, mean error and chi², as ``training.regression_metrics``."""
     ok = np.isfinite(pred) & np.isfinite(true) & np.isfinite(sigma) & (sigma > 0)
     w = group_weights(groups[ok])
     d = pred[ok] - true[ok]
@@ -535,15 +535,16 @@ def _exact_model(pattern, *, on_demand, training_table, path, cache_dir, n_jobs,
 
 
 def predict_by_band_set(default_model, table, *, default_name=None, min_fraction=None,
-                        min_pixels=None, on_demand=None, training_table=None, path=None, cache_dir=None,
-                        n_jobs=1):
+                        min_pixels=None, on_demand=None, training_table=None, path=None,
+                        cache_dir=None, n_jobs=1):
     """
     Predict every row with the model of exactly its usable bands.
 
     Rows are grouped by their pattern of usable bands (`group_by_band_pattern`).
     Rows with every input band of ``default_model`` go to it.  A pattern that
-    holds at least ``min_fraction`` of the rows and ``min_pixels`` rows gets the model of exactly its bands:
-    shipped, cached, or trained now (`get_band_set_model`) when ``on_demand``.
+    holds at least ``min_fraction`` of the rows and ``min_pixels`` rows gets
+    the model of exactly its bands: shipped, cached, or trained now
+    (`get_band_set_model`) when ``on_demand``.
     Smaller patterns, and those whose model cannot be had now, take the
     shipped or cached model of the largest subset of their bands that holds
     WISE 3.4 (with a `BandSetFallbackWarning` when a big pattern has to), and
@@ -578,7 +579,6 @@ def predict_by_band_set(default_model, table, *, default_name=None, min_fraction
         ``'subset'`` for a model of fewer bands than the pixels have),
         ``patterns`` (the band patterns it predicted) and ``n_pixels``.
     """
-    import astropy.units as u
     from astropy.table import QTable
     on_demand = conf.band_set_on_demand if on_demand is None else bool(on_demand)
     bad = getattr(default_model, 'bad_flags', None)
