@@ -266,7 +266,8 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         Predict each pixel with the band-set model of exactly its usable
         bands (`~astro_dustml.model.band_sets.predict_by_band_set`; pixels
         with every band keep ``model``); False for ``model`` everywhere (band
-        dropout). Default ``conf.band_sets``. Only for a
+        dropout). Default: ``conf.band_sets`` when ``model`` is the default
+        model (``conf.default_model``), else False. Only for a
         `~astro_dustml.model.DustModel`.
 
     Returns
@@ -446,7 +447,10 @@ def _predict(model, table, *, model_name=None, band_sets=None):
     With band sets (`~astro_dustml.model.band_sets.predict_by_band_set`) each
     pattern of usable bands has its model; else ``model.predict(table)``.
     """
-    band_sets = conf.band_sets if band_sets is None else band_sets
+    if band_sets is None:
+        # the band-set models are trained like the default model: another
+        # model (e.g. on pcigale fluxes) keeps its own predictions unless asked
+        band_sets = conf.band_sets and model_name == conf.default_model
     routed = band_sets and isinstance(model, DustModel)
     with warnings.catch_warnings():
         # estimate_dust_maps issues its own warning, with the fraction of pixels

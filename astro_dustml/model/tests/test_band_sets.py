@@ -85,26 +85,29 @@ class _Recorder:
 
 
 def test_small_pattern_takes_the_largest_shipped_subset_silently():
-    bands = ['SDSS_g', 'SDSS_r', 'SDSS_i', 'WISE_3.4', 'WISE_4.6', 'WISE_12', 'WISE_22']
+    bands = ['SDSS_g', 'SDSS_r', 'SDSS_i', 'WISE_3.4', 'WISE_4.6', 'WISE_12']
     t = _table(200, bands)
     t['SDSS_r'][:5] = np.nan  # 5 pixels: too few for a model of their own
     default = _Recorder(INPUT_BANDS)
     pred, model_id, models = predict_by_band_set(default, t, default_name='full',
                                                  min_fraction=0.05, min_pixels=20)
     names = {m['name']: m for m in models}
-    # 195 pixels: SDSS g r i + W1-4 is not shipped, but SDSS g r i + W1-3 is
-    assert set(names) == {'dustpedia-bands-sdssgri-wise123', 'dustpedia-bands-wise1234'}
-    assert names['dustpedia-bands-sdssgri-wise123']['how'] == 'subset'
+    assert set(names) == {'dustpedia-bands-sdssgri-wise123', 'dustpedia-bands-wise123'}
+    assert names['dustpedia-bands-sdssgri-wise123']['how'] == 'shipped'
     assert names['dustpedia-bands-sdssgri-wise123']['n_pixels'] == 195
-    # the 5 without r: W1-4 is the largest shipped subset of g, i, W1-4
-    assert names['dustpedia-bands-wise1234']['n_pixels'] == 5
-    small = names['dustpedia-bands-wise1234']['id']
+    # the 5 without r: W1-3 is the largest shipped subset of g, i, W1-3
+    assert names['dustpedia-bands-wise123']['how'] == 'subset'
+    assert names['dustpedia-bands-wise123']['n_pixels'] == 5
+    small = names['dustpedia-bands-wise123']['id']
     assert np.flatnonzero(model_id == small).tolist() == [0, 1, 2, 3, 4]
     assert default.rows == []  # no pixel has the 18 bands
     assert np.all(np.isfinite(pred['sLd'].value))
-    # the rows are predicted by that model, as it predicts them on its own
-    alone = DustModel.load(band_sets._shipped_folder('dustpedia-bands-wise1234'))
-    np.testing.assert_allclose(pred['Td'].value[:5], alone.predict(t[:5], warn=False)['Td'].value)
+    # the rows are predicted by those models as they predict them on their own
+    for name, rows in (('dustpedia-bands-wise123', slice(0, 5)),
+                       ('dustpedia-bands-sdssgri-wise123', slice(5, None))):
+        alone = DustModel.load(band_sets._shipped_folder(name))
+        np.testing.assert_allclose(pred['Td'].value[rows],
+                                   alone.predict(t[rows], warn=False)['Td'].value)
 
 
 def test_big_pattern_without_its_model_warns_how_to_build_it():
