@@ -352,6 +352,9 @@ def train_band_set_model(bands, *, table=None, path=None, settings=None, cv=True
         model.card['cv_metrics'] = {'n_splits': metrics['n_splits'],
                                     'all': {t: metrics[t] for t in _TARGETS},
                                     'n_galaxies': metrics['n_galaxies']}
+    else:
+        model.card['band_set']['cv'] = ('not run: astro-dustml models build --bands '
+                                        + ','.join(bands) + ' runs it')
     return model
 
 
@@ -437,7 +440,9 @@ def get_band_set_model(bands, *, training_table=None, path=None, cache_dir=None,
             model = DustModel.load(folder)
             if model.card.get('band_set', {}).get('training_sha256') != digest:
                 raise ModelIntegrityError(f'{folder} was trained on other data')
-            return model
+            if not cv or model.card.get('cv_metrics'):
+                return model
+            # cached without its CV (trained during an estimate): train it with it
         except ModelIntegrityError as exc:
             warnings.warn(f'cached band-set model {folder} is refused ({exc}); training it '
                           'again.', BandSetFallbackWarning)
@@ -530,7 +535,7 @@ def _exact_model(pattern, *, on_demand, training_table, path, cache_dir, n_jobs,
     except (OSError, ValueError) as exc:
         return None, f'no training table to train it on ({exc})'
     model = get_band_set_model(pattern, training_table=table, cache_dir=cache_dir,
-                               n_jobs=n_jobs)
+                               n_jobs=n_jobs, cv=conf.band_set_on_demand_cv)
     return model, 'trained'
 
 

@@ -18,9 +18,7 @@ WISE = ['WISE_3.4', 'WISE_4.6', 'WISE_12', 'WISE_22']
 WITH = 'dustpedia-bands-sdssugriz-2massjhk-wise1234'
 WITHOUT = 'dustpedia-bands-sdssugriz-wise1234'
 
-pytestmark = [pytest.mark.band_sets, pytest.mark.skipif(
-    _shipped_folder(WITH) is None or _shipped_folder(WITHOUT) is None,
-    reason='shipped band-set models not built (scripts/train_band_sets.py)')]
+pytestmark = pytest.mark.band_sets
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,6 +53,8 @@ def _sha256(name):
     return hashlib.sha256((_shipped_folder(name) / 'model.json').read_bytes()).hexdigest()
 
 
+@pytest.mark.skipif(_shipped_folder(WITH) is None or _shipped_folder(WITHOUT) is None,
+                    reason='shipped band-set models not built (scripts/train_band_sets.py)')
 def test_each_half_comes_from_its_own_model(tmp_path):
     maps = _routed()
     flags = maps.meta['flags']
@@ -104,3 +104,37 @@ def test_each_half_comes_from_its_own_model(tmp_path):
         assert header[f'MODN{i}'] == name
         assert header[f'MODSHA{i}'] == _sha256(name)
         assert header[f'MODPIX{i}'] == m['n_pixels']
+
+
+@pytest.mark.slow
+def test_on_demand_set_is_trained_once_then_read_from_the_cache(shared_data, download_cache,
+                                                                monkeypatch):
+    from astro_dustml import conf
+    from astro_dustml.model import band_sets
+    # small forests: what is tested is the cache, not the accuracy
+    monkeypatch.setattr(band_sets, 'BAND_SET_SETTINGS', dict(
+        band_sets.BAND_SET_SETTINGS, n_estimators=5, max_depth=4, sigma_rounds=20,
+        n_inner_splits=2))
+    trained = []
+    real = band_sets.train_band_set_model
+    monkeypatch.setattr(band_sets, 'train_band_set_model',
+                        lambda *a, **k: trained.append(a[0]) or real(*a, **k))
+    bands = ['SDSS_g', 'SDSS_r', 'WISE_3.4', 'WISE_4.6', 'WISE_12']
+    name = 'dustpedia-bands-sdssgr-wise123'
+    mock = make_mock_galaxy(bands=bands, seed=3, fov=3 * u.arcmin, semimajor=60 * u.arcsec)
+    runs = []
+    with conf.set_temp('dustpedia_dir', str(shared_data / 'dustpedia')), \
+            warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*outside the training domain')
+        for _ in range(2):
+            runs.append(estimate_dust_maps(mock.images, galaxy=mock.galaxy,
+                                           distance=mock.galaxy['distance'],
+                                           pixel_scale=6 * u.arcsec, progress=False))
+    assert trained == [tuple(bands)]
+    first, second = ({m['name']: m for m in r.meta['band_set_models']} for r in runs)
+    assert first[name]['how'] == 'trained' and second[name]['how'] == 'cached'
+    assert first[name]['sha256'] == second[name]['sha256'] is not None
+    assert first[name]['n_pixels'] > 0.5 * np.isfinite(runs[0]['sLd'].data).sum()
+    np.testing.assert_array_equal(runs[0]['sLd'].data, runs[1]['sLd'].data)
+    cached = list(band_sets.band_set_cache_dir().glob(name + '-*'))
+    assert len(cached) == 1
