@@ -546,7 +546,9 @@ def predict_by_band_set(default_model, table, *, default_name=None, min_fraction
     Predict every row with the model of exactly its usable bands.
 
     Rows are grouped by their pattern of usable bands (`group_by_band_pattern`).
-    Rows with every input band of ``default_model`` go to it.  A pattern that
+    Rows with every input band of ``default_model``, and rows with fewer
+    than three usable bands or without WISE 3.4 (out of every model's
+    domain), go to it.  A pattern that
     holds at least ``min_fraction`` of the rows and ``min_pixels`` rows gets
     the model of exactly its bands: shipped, cached, or trained now
     (`get_band_set_model`) when ``on_demand``.
@@ -597,7 +599,9 @@ def predict_by_band_set(default_model, table, *, default_name=None, min_fraction
     loaded = {full: default_model}
     fallback = []
     for pattern, rows in groups.items():
-        if set(full) <= set(pattern) or REFERENCE_BAND not in pattern:
+        if (set(full) <= set(pattern) or REFERENCE_BAND not in pattern
+                or len(pattern) < BAND_SET_SETTINGS['min_bands']):
+            # all bands; or too few for any model: the default model flags them
             chosen[pattern] = (full, 'default')
             continue
         if len(rows) >= threshold:

@@ -176,3 +176,10 @@ def test_on_demand_model_is_trained_once_cached_and_rebuilt_when_corrupt(
     DustModel.load(folder)  # whole again
     np.testing.assert_allclose(rebuilt.predict(probe, warn=False)['sLd'].value,
                                first.predict(probe, warn=False)['sLd'].value)
+
+
+def test_too_few_bands_stay_with_the_default_model():
+    t = _table(100, ['WISE_3.4', 'WISE_4.6'])
+    default = _Recorder(INPUT_BANDS)
+    _, model_id, models = predict_by_band_set(default, t, default_name='full')
+    assert default.rows == [100] and [m['name'] for m in models] == ['full']
