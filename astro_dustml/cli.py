@@ -184,6 +184,9 @@ def _parser():
                           '--distance')
     est.add_argument('--overwrite', action='store_true', help='replace existing outputs')
     est.add_argument('--no-progress', action='store_true', help='no progress bar')
+    est.add_argument('--no-band-sets', action='store_true',
+                     help='predict every pixel with --model (band dropout) instead of the '
+                          'band-set model of its usable bands (astro_dustml.conf.band_sets)')
 
     models = sub.add_parser('models', help='list or download pretrained models',
                             description='List the pretrained models, or fetch registered '
@@ -315,7 +318,8 @@ def _estimate(args):
         maps = estimate_dust_maps(args.images, bands=args.band, model=args.model,
                                   distance=distance, ebv=args.ebv, galaxy=galaxy, stars=stars,
                                   resolution=resolution, pixel_scale=pixel_scale,
-                                  units=units or None, progress=not args.no_progress)
+                                  units=units or None, progress=not args.no_progress,
+                                  band_sets=False if args.no_band_sets else None)
     except NoCelestialWCSError as exc:
         source = getattr(exc, 'source', 'an image')
         raise ValueError(f'{source} has no celestial WCS in its header (CTYPE1/2 RA---/DEC--, '

@@ -25,6 +25,7 @@ Usage::
     python benchmarks/band_sets.py [--data ../shared/data/dustpedia] [--sets NAME,...]
                                    [--rst docs/band_sets_table.txt]
                                    [--dedicated-from-cards] [--skip-default]
+                                   [--default-folds DIR]
 """
 
 import argparse
@@ -91,14 +92,26 @@ def main(argv=None):
     parser.add_argument('--rst', help='also write the table as reStructuredText here')
     parser.add_argument('--dedicated-from-cards', action='store_true')
     parser.add_argument('--skip-default', action='store_true')
+    parser.add_argument('--default-folds', metavar='DIR',
+                        help="folder of the default model's fold models: read if present "
+                             '(fold0 ... fold3), else trained and saved there')
     args = parser.parse_args(argv)
     table = load('dustpedia-global', args.data)
-    cv = None
-    if not args.skip_default:
+    folds = None
+    saved = Path(args.default_folds) if args.default_folds else None
+    if args.skip_default:
+        pass
+    elif saved is not None and (saved / 'fold3' / 'model.json').is_file():
+        folds = [DustModel.load(saved / f'fold{i}') for i in range(4)]
+    else:
         start = time.time()
         cv = cross_validate(table, TARGETS, groups='galaxy', keep_models=True, n_bootstrap=1,
                             model=DustModel(n_jobs=args.n_jobs, **DEFAULT))
         print(f'default model CV: {time.time() - start:.0f} s', flush=True)
+        folds = cv.models
+        if saved is not None:
+            for i, model in enumerate(folds):
+                model.save(saved / f'fold{i}', overwrite=True)
     head = ' '.join(f'{t + " RMSE/bias/chi2":>24s}' for t in TARGETS)
     print(f'\n{"band set":46s} {"N":>4s} {"model":9s} {head}')
     rows = []
@@ -108,9 +121,9 @@ def main(argv=None):
             dedicated = _from_card(name)
         else:
             dedicated = cross_validate_band_set(table, bands, n_jobs=args.n_jobs)
-        default = None if cv is None else cross_validate_band_set(
-            table, bands, predict=lambda i, t: cv.models[i].predict(_blanked(t, bands),
-                                                                    warn=False))
+        default = None if folds is None else cross_validate_band_set(
+            table, bands, predict=lambda i, t: folds[i].predict(_blanked(t, bands),
+                                                                warn=False))
         for variant, r in (('dedicated', dedicated), ('default', default)):
             rows.append((name, dedicated['n_galaxies'], variant, r))
             cells = ' '.join(f'{_cell(r, t):>24s}' for t in TARGETS)
