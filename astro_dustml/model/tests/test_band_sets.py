@@ -183,3 +183,15 @@ def test_too_few_bands_stay_with_the_default_model():
     default = _Recorder(INPUT_BANDS)
     _, model_id, models = predict_by_band_set(default, t, default_name='full')
     assert default.rows == [100] and [m['name'] for m in models] == ['full']
+
+
+def test_no_training_table_offline_falls_back_with_the_build_command(tmp_path):
+    t = _table(100, ['SDSS_g', 'SDSS_r', 'WISE_3.4', 'WISE_4.6', 'WISE_12'])
+    with conf.set_temp('dustpedia_dir', str(tmp_path)), conf.set_temp('allow_download', False):
+        with pytest.warns(BandSetFallbackWarning) as record:
+            _, _, models = predict_by_band_set(_Recorder(INPUT_BANDS), t,
+                                               cache_dir=tmp_path / 'cache')
+    message = str(record[0].message)
+    assert 'no training table' in message and 'downloads are disabled' in message
+    assert 'astro-dustml models build --bands' in message
+    assert [m['how'] for m in models] == ['subset']
