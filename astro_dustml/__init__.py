@@ -34,9 +34,13 @@ class Conf(_config.ConfigNamespace):
         'dustpedia-global',
         'Name of the pretrained model used when none is given.')
     model_urls = _config.ConfigItem(
-        ['https://github.com/astro-dustml/astro-dustml-models/releases/download/v1/'],
+        [],
         'Mirror list of base URLs from which registered pretrained models '
-        'are downloaded; tried in order.', cfgtype='string_list')
+        'are downloaded (<url><name>/<file>), tried in order. Empty by '
+        'default: the bundled models need no download and no public mirror '
+        'exists yet. Add one with conf.model_urls = ["https://host/models/"] '
+        'or a "model_urls = https://host/models/" line in '
+        '~/.astropy/config/astro_dustml.cfg.', cfgtype='string_list')
     allow_download = _config.ConfigItem(
         True, 'Whether models and data files may be downloaded when they '
         'are not in the astropy cache.')
@@ -76,6 +80,12 @@ class Conf(_config.ConfigNamespace):
         '', 'Folder holding instrument PSF images (e.g. the DustPedia/CAAPR, '
         'unWISE, IRAC and Herschel PSFs) used by astro_dustml.imaging.load_psf; '
         'empty to use Gaussian PSFs of the registry FWHMs.')
+    memory_limit = _config.ConfigItem(
+        8.0, 'Largest memory (GiB) that one step of a call may plan to allocate: an input '
+        'image copy, the common pixel grid of the alignment, a PSF-matching kernel and '
+        'its FFTs. Sizes are planned from the headers before anything is allocated, and a '
+        'call that would need more is refused with an error that names the band.',
+        cfgtype='float')
     dustpedia_url = _config.ConfigItem(
         'http://dustpedia.astro.noa.gr/Data/GetData?dataPath=',
         'Base URL of the public DustPedia archive files.')

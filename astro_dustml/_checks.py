@@ -76,3 +76,57 @@ def _finite_angle(value, name):
     if not value.isscalar or not np.isfinite(value.value):
         raise ValueError(f'{name} must be a finite angle, e.g. 30 * u.deg; got {value}.')
     return value
+
+
+# Distances of galaxies whose images this package resolves: the Magellanic
+# Clouds (50 kpc) are the nearest, and nothing is farther than the observable
+# Universe (~14 Gpc comoving)
+_DISTANCE_RANGE = (10 * u.kpc, 20 * u.Gpc)
+
+
+def _galaxy_distance(value, name='distance'):
+    """
+    ``value`` as a galaxy distance in Mpc: a finite positive length (see
+    `_positive_quantity`, bare numbers in Mpc) within `_DISTANCE_RANGE`.
+    """
+    distance = _positive_quantity(value, name, 'length', default_unit=u.Mpc,
+                                  example='10 * u.Mpc').to(u.Mpc)
+    low, high = _DISTANCE_RANGE
+    if not low <= distance <= high:
+        raise ValueError(f'{name} = {distance:.3g} is not the distance of a galaxy (the '
+                         f'nearest, the Magellanic Clouds, are at 0.05 Mpc; {name} must lie '
+                         f'between {low.to(u.Mpc):g} and {high.to(u.Mpc):g}). Check its '
+                         'unit, e.g. 10 * u.Mpc.')
+    return distance
+
+
+_GIB = 2 ** 30
+
+
+def _memory_limit():
+    """``conf.memory_limit`` in bytes (read at call time)."""
+    from . import conf
+    try:
+        limit = float(conf.memory_limit)
+    except (TypeError, ValueError):
+        limit = np.nan
+    if not np.isfinite(limit) or limit <= 0:
+        raise ValueError(f'astro_dustml.conf.memory_limit must be a positive number of GiB, '
+                         f'got {conf.memory_limit!r}.')
+    return limit * _GIB
+
+
+def _check_planned(nbytes, what, advice):
+    """
+    Refuse a planned allocation of ``nbytes`` above ``conf.memory_limit``.
+
+    ``what`` says what would be allocated (naming the band), ``advice`` how
+    to fix it; the message adds the planned size and the limit.
+    """
+    from .exceptions import MemoryLimitError
+    limit = _memory_limit()
+    if nbytes > limit:
+        raise MemoryLimitError(
+            f'{what} would need {nbytes / _GIB:.3g} GiB, more than the limit '
+            f'astro_dustml.conf.memory_limit = {limit / _GIB:.3g} GiB. {advice} (Raise the '
+            'limit with astro_dustml.conf.memory_limit only if the machine has the memory.)')

@@ -18,12 +18,14 @@ from astropy.utils.exceptions import AstropyDeprecationWarning
 
 #: Old module -> the new modules its public names live in (the first is the main one).
 MOVED = {
-    'io': ['imaging.io'], 'prepare': ['imaging.prepare'], 'psf': ['imaging.psf', 'imaging.psf_matching'],
+    'io': ['imaging.io'], 'prepare': ['imaging.prepare'],
+    'psf': ['imaging.psf', 'imaging.psf_matching'],
     'align': ['imaging.align'], 'stars': ['imaging.stars', 'imaging.gaia'],
     'filters': ['sed.filters'], 'dust_emission': ['sed.dust_emission'],
     'cigale': ['sed.cigale'], 'features': ['model.features'],
     'registry': ['model.registry'], 'validation': ['training.validation'],
-    'dust_fit': ['farinfrared.dust_fit'], 'stellar_mass': ['farinfrared.stellar_mass'],
+    'dust_fit': ['farinfrared.dust_fit', 'farinfrared.calibration'],
+    'stellar_mass': ['farinfrared.stellar_mass'],
     'fir': ['farinfrared.predict'], 'constrain': ['farinfrared.constrain'],
     'scales': ['training.scales'], 'distributed_training': ['training.distributed'],
     'fir_truth': ['training.fir_truth'],

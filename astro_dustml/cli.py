@@ -244,13 +244,16 @@ def _parser():
 
     ex = sub.add_parser('example', help='write the bundled mock galaxy as FITS images',
                         description='Write a mock galaxy with known dust maps, imaged in '
-                                    'the 18 input bands, as one FITS file per band, plus '
-                                    'its true maps (truth.fits).')
+                                    'the 18 input bands, as one FITS file per band '
+                                    '(mock_BAND.fits), plus its true maps (truth.fits.gz). '
+                                    'Run again with the same options, it finds the same '
+                                    'files there and leaves them.')
     ex.add_argument('outdir', metavar='OUTDIR', help='folder to write into (created)')
     ex.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
     ex.add_argument('--fov', default='4arcmin', metavar='QUANTITY',
                     help='side of the images (default 4arcmin)')
-    ex.add_argument('--overwrite', action='store_true', help='replace existing files')
+    ex.add_argument('--overwrite', action='store_true',
+                    help='replace existing files that hold another mock')
     return parser
 
 
@@ -329,7 +332,7 @@ def _estimate(args):
     write_dust_maps(maps, output, overwrite=args.overwrite)
     print(f'wrote {output}')
     if args.fir:
-        _write_fir(args, maps, output, distance, galaxy)
+        _write_fir(args, maps, output, distance)
     if args.plot:
         import matplotlib
         matplotlib.use('Agg')
@@ -361,11 +364,11 @@ def _check_own_output(path, overwrite):
                        what='a dust-map file of write_dust_maps')
 
 
-def _write_fir(args, maps, output, distance, galaxy):
+def _write_fir(args, maps, output, distance):
     from astropy.io import fits
-    from .farinfrared.predict import _fir_from_images
-    fir = _fir_from_images(args.images, maps, args.fir, distance=distance, galaxy=galaxy,
-                           ebv=args.ebv, names=args.band)
+    from .farinfrared.predict import predict_fir_maps
+    # from the stellar-mass map estimate_dust_maps put on the maps' grid
+    fir = predict_fir_maps(maps, bands=args.fir, distance=distance)
     for band, image in fir.items():
         path = output.with_name(f'{output.stem}_{band}{output.suffix}')
         header = fits.Header({'BAND': band, 'BUNIT': image.unit.to_string('fits'),
@@ -664,24 +667,59 @@ def _example(args):
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     mock = make_mock_galaxy(seed=args.seed, fov=fov)
+    hdus = {}
     for band, image in mock.images.items():
         header = image.meta['header'].copy()
         header['OBJECT'] = mock.galaxy['name']
-        fits.PrimaryHDU(image.data, header=header).writeto(
-            outdir / f'mock_{band}.fits', overwrite=args.overwrite)
-    write_dust_maps(mock.truth, outdir / 'truth.fits.gz', overwrite=args.overwrite)
+        hdus[outdir / f'mock_{band}.fits'] = fits.PrimaryHDU(image.data, header=header)
+    truth = outdir / 'truth.fits.gz'
+    # A rerun with the same arguments finds the same mock there and leaves it
+    # (rerunnable as the README writes it); another mock needs --overwrite
+    same = not args.overwrite and _same_mock(hdus, truth, mock.truth)
+    if not same:
+        existing = [p for p in [*hdus, truth] if p.exists()]
+        if existing and not args.overwrite:
+            raise FileExistsError(
+                f'{existing[0]} exists and holds another mock (other --seed or --fov, or '
+                'another version); use --overwrite to replace it, or write to another '
+                'OUTDIR.')
+        for path, hdu in hdus.items():
+            hdu.writeto(path, overwrite=args.overwrite)
+        write_dust_maps(mock.truth, truth, overwrite=args.overwrite)
     g = mock.galaxy
     # The galaxy ellipse restricts the maps to the galaxy (the sky around it is
     # out of the models' domain and would be masked anyway)
-    print(f"wrote {len(mock.images)} images and the true maps (truth.fits.gz) to {outdir}\n"
+    done = ('found the same mock already there: left' if same else 'wrote')
+    print(f"{done} {len(mock.images)} images and the true maps (truth.fits.gz) in {outdir}\n"
           f"try: astro-dustml estimate {outdir}/mock_*.fits "
           f"--distance {g['distance'].to_value('Mpc'):g}Mpc "
           f"--center {g['center'].ra.deg:g} {g['center'].dec.deg:g} "
           f"--semimajor {g['semimajor'].to_value('arcsec'):g}arcsec "
           f"--axis-ratio {g['axis_ratio']:g} "
           f"--position-angle {g['position_angle'].to_value('deg'):g}deg "
-          "-o maps.fits --plot maps.png")
+          "-o maps.fits --plot maps.png --overwrite")
     return 0
+
+
+def _same_mock(hdus, truth_path, truth):
+    """Whether the files of ``example`` are there already with this mock's data."""
+    import numpy as np
+    from astropy.io import fits
+
+    from .maps.io import read_dust_maps
+    if not all(path.is_file() for path in [*hdus, truth_path]):
+        return False
+    try:
+        for path, hdu in hdus.items():
+            with fits.open(path) as hdul:
+                if not (np.array_equal(hdul[0].data, hdu.data, equal_nan=True)
+                        and hdul[0].header.tostring() == hdu.header.tostring()):
+                    return False
+        back = read_dust_maps(truth_path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return list(back.keys()) == list(truth.keys()) and all(
+        np.array_equal(back[k].data, truth[k].data, equal_nan=True) for k in truth.keys())
 
 
 _COMMANDS = {'estimate': _estimate, 'models': _models, 'train': _train,

@@ -16,6 +16,8 @@ import matplotlib
 import pytest
 from astropy.utils import data as astropy_data
 
+from astro_dustml import __version__
+
 matplotlib.use('Agg')
 
 # CI and developers have ../shared/data beside the checkout (tox points at it
@@ -100,8 +102,6 @@ try:
     from pytest_astropy_header.display import PYTEST_HEADER_MODULES, TESTED_VERSIONS
 except ImportError:  # pragma: no cover
     PYTEST_HEADER_MODULES, TESTED_VERSIONS = {}, {}
-
-from astro_dustml import __version__
 
 
 def pytest_configure(config):

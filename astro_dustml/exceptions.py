@@ -3,7 +3,7 @@
 from astropy.utils.exceptions import AstropyUserWarning
 
 __all__ = ['AstroDustMLWarning', 'StarMaskingWarning', 'OutOfDomainWarning',
-           'ModelIntegrityError', 'ModelNotAvailableError']
+           'ModelIntegrityError', 'ModelNotAvailableError', 'MemoryLimitError']
 
 
 class AstroDustMLWarning(AstropyUserWarning):
@@ -24,3 +24,12 @@ class ModelIntegrityError(OSError):
 
 class ModelNotAvailableError(OSError):
     """A registered model is neither bundled, cached nor downloadable."""
+
+
+class MemoryLimitError(ValueError, MemoryError):
+    """
+    A call would allocate more than ``astro_dustml.conf.memory_limit``.
+
+    Raised from the sizes planned from the headers, before the allocation;
+    the message names the band, the planned size and the limit.
+    """

@@ -143,18 +143,59 @@ def _sky_box(box, wcs_from, wcs_to):
     return np.min(x), np.max(x), np.min(y), np.max(y)
 
 
-def _decorate(ax, region, wcs, box, first):
+def _decorate(ax, region, wcs, first, narrow):
     ra, dec = ax.coords[0], ax.coords[1]
     ra.set_axislabel('RA')
     # Few, short labels: sexagesimal labels of small fields overlap otherwise
-    ra.set_ticks(number=3)
+    ra.set_ticks(number=2 if narrow else 3)
     dec.set_ticks(number=4)
-    dec.set_axislabel('Dec' if first else ' ')
-    dec.set_ticklabel_visible(first)
-    ax.set_xlim(box[0], box[1])
-    ax.set_ylim(box[2], box[3])
+    dec.set_axislabel('Dec' if first else '')
     if region is not None:
         ax.add_patch(region.to_pixel(wcs).as_artist(label='galaxy ellipse', **_ELLIPSE))
+
+
+# Inches: the width of one panel, and what its labels and colour bar add around it
+_PANEL, _PAD_X, _PAD_Y, _TITLE, _LEGEND = 2.6, 1.75, 1.05, 0.45, 0.45
+
+
+def _cut(array, wcs, box):
+    """``array`` (2-D, or 2-D by colour) and its WCS cut to the pixel ``box``."""
+    ny, nx = np.shape(array)[:2]
+    x0, x1 = (int(np.clip(np.round(v + 0.5), 0, nx)) for v in box[:2])
+    y0, y1 = (int(np.clip(np.round(v + 0.5), 0, ny)) for v in box[2:])
+    if x1 - x0 < 1 or y1 - y0 < 1:  # the crop lies off this image
+        return array, wcs
+    # Cut, not zoomed with limits: WCSAxes would lay out the labels of the whole array
+    return array[y0:y1, x0:x1], wcs[y0:y1, x0:x1]
+
+
+def _panel_aspect(box):
+    """Height / width of the cropped panels, bounded so labels always fit."""
+    return float(np.clip((box[3] - box[2]) / (box[1] - box[0]), 0.4, 2.5))
+
+
+def _figure_size(n_cols, box, context):
+    """Figure size (inches) that holds every panel of the crop ``box`` with its labels."""
+    height = _PANEL * _panel_aspect(box)
+    return (n_cols * (_PANEL + _PAD_X) + (0.4 if context else 0),
+            2 * (height + _PAD_Y) + _TITLE + _LEGEND)
+
+
+def _geometry(maps, names, galaxy, crop, margin):
+    """Which maps, their metadata, the galaxy region, the grid, the mask classes and the crop."""
+    names = [n for n in names if n in maps]
+    if not names:
+        raise ValueError('None of the maps to plot is in the collection; it holds '
+                         f'{list(maps.keys())}.')
+    meta = _meta(maps, names)
+    galaxy = meta.get('galaxy') if galaxy is None else galaxy
+    region = _region(galaxy)
+    first = maps[names[0]]
+    wcs, shape = first.wcs, np.shape(first.data)
+    classes = _mask_classes(maps, names)
+    box = (_crop_box(region, wcs, classes, shape, margin) if crop
+           else (-0.5, shape[1] - 0.5, -0.5, shape[0] - 0.5))
+    return names, meta, galaxy, region, wcs, classes, box
 
 
 def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
@@ -242,35 +283,34 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
     from matplotlib.patches import Patch
 
     cmaps = dict(_CMAPS, **(cmaps or {}))
-    names = [n for n in names if n in maps]
-    if not names:
-        raise ValueError('None of the maps to plot is in the collection; it holds '
-                         f'{list(maps.keys())}.')
-    meta = _meta(maps, names)
-    galaxy = meta.get('galaxy') if galaxy is None else galaxy
-    region = _region(galaxy)
-    first = maps[names[0]]
-    wcs, shape = first.wcs, np.shape(first.data)
-    classes = _mask_classes(maps, names)
-    box = (_crop_box(region, wcs, classes, shape, margin) if crop
-           else (-0.5, shape[1] - 0.5, -0.5, shape[0] - 0.5))
+    names, meta, galaxy, region, wcs, classes, box = _geometry(maps, names, galaxy, crop,
+                                                               margin)
     model_id, models = _model_planes(meta, show_models)
     n_cols = len(names) + (context is not None) + (model_id is not None)
+    size = _figure_size(n_cols, box, context is not None)
     if fig is None:
-        fig = plt.figure(figsize=(3.9 * n_cols, 7.0), layout='constrained')
+        fig = plt.figure(figsize=size, layout='constrained')
     else:
         fig.clear()
+        # the layout needs its room: a crop's panels and labels, whatever the figure was
+        fig.set_size_inches(size)
+        fig.set_layout_engine('constrained')
+    narrow = _panel_aspect(box) > 1.3
+    classes, panel_wcs = _cut(classes, wcs, box)
     shown = sorted(set(np.unique(classes)) - {0}) if not show_masked else []
     overlay = np.where(classes > 0, classes, np.nan).astype(float)
     overlay_cmap = ListedColormap([_CLASSES[c][1] for c in sorted(_CLASSES)])
+    grid = fig.add_gridspec(2, n_cols)
 
     offset = 0
     if context is not None:
+        # over both rows: no empty cell beside the uncertainties
         image, context_wcs, label = _context_image(context)
-        ax = fig.add_subplot(2, n_cols, 1, projection=context_wcs)
+        image, context_wcs = _cut(image, context_wcs, _sky_box(box, wcs, context_wcs))
+        ax = fig.add_subplot(grid[:, 0], projection=context_wcs)
         ax.imshow(image, origin='lower', cmap=None if image.ndim == 3 else 'gray')
         ax.set_title(str(label))
-        _decorate(ax, region, context_wcs, _sky_box(box, wcs, context_wcs), True)
+        _decorate(ax, region, context_wcs, True, narrow)
         offset = 1
     for i, name in enumerate(names):
         ndd = maps[name]
@@ -280,8 +320,8 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
             rows.append((ndd.uncertainty.array, r'$\sigma$ ' + _LABELS.get(name, name),
                          uncertainty_cmap, _sigma_limits))
         for row, (array, label, cmap, limits) in enumerate(rows):
-            ax = fig.add_subplot(2, n_cols, row * n_cols + offset + i + 1, projection=wcs)
-            image = np.array(array, dtype=float)
+            ax = fig.add_subplot(grid[row, offset + i], projection=panel_wcs)
+            image = np.array(_cut(array, wcs, box)[0], dtype=float)
             if not show_masked:
                 image[classes > 0] = np.nan
             vmin, vmax = limits(image, percentile)
@@ -290,12 +330,12 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
                 ax.imshow(overlay, origin='lower', cmap=overlay_cmap, vmin=0.5,
                           vmax=len(_CLASSES) + 0.5, interpolation='nearest')
             ax.set_title(label)
-            _decorate(ax, region, wcs, box, i == 0 and offset == 0)
-            colorbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            _decorate(ax, region, panel_wcs, i == 0, narrow)
+            colorbar = fig.colorbar(im, ax=ax, shrink=0.9)
             colorbar.set_label(unit)
 
     if model_id is not None:
-        _plot_model_ids(fig, n_cols, model_id, models, wcs, region, box)
+        _plot_model_ids(fig, n_cols, model_id, models, wcs, region, box, narrow)
 
     n_galaxy = max(int(np.count_nonzero(classes != _OUTSIDE)), 1)
     handles = [Patch(facecolor=_CLASSES[c][1], edgecolor='0.5',
@@ -304,16 +344,9 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
                for c in shown]
     if region is not None:
         handles.insert(0, Patch(label='galaxy ellipse', **_ELLIPSE))
-    if handles and context is not None:
-        # The cell under the context image is free
-        ax = fig.add_subplot(2, n_cols, n_cols + 1)
-        ax.set_axis_off()
-        ax.legend(handles=handles, loc='center', frameon=False)
-    elif handles:
-        # 'outside' places the legend below the panels, but needs constrained layout
-        constrained = type(fig.get_layout_engine()).__name__ == 'ConstrainedLayoutEngine'
+    if handles:
         fig.legend(handles=handles, ncols=len(handles), frameon=False,
-                   loc='outside lower center' if constrained else 'lower center')
+                   loc='outside lower center')
     if title is None:
         title = _default_title(meta, galaxy, context)
     if title:
@@ -334,18 +367,19 @@ def _model_planes(meta, show_models):
     return np.asarray(model_id), models
 
 
-def _plot_model_ids(fig, n_cols, model_id, models, wcs, region, box):
+def _plot_model_ids(fig, n_cols, model_id, models, wcs, region, box, narrow):
     """Right column: the model of each pixel, and a legend of the models."""
     from matplotlib import colormaps
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
     n = max(len(models), int(model_id.max()) + 1, 1)
     colours = [colormaps['tab10'](i % 10) for i in range(n)]
-    ax = fig.add_subplot(2, n_cols, n_cols, projection=wcs)
+    model_id, panel_wcs = _cut(model_id, wcs, box)
+    ax = fig.add_subplot(2, n_cols, n_cols, projection=panel_wcs)
     ax.imshow(np.where(model_id >= 0, model_id, np.nan).astype(float), origin='lower',
               cmap=ListedColormap(colours), vmin=-0.5, vmax=n - 0.5, interpolation='nearest')
     ax.set_title('model per pixel')
-    _decorate(ax, region, wcs, box, False)
+    _decorate(ax, region, panel_wcs, False, narrow)
     legend = fig.add_subplot(2, n_cols, 2 * n_cols)
     legend.set_axis_off()
     handles = [Patch(facecolor=colours[int(m['id'])], edgecolor='0.5',
@@ -433,13 +467,7 @@ def save_dust_maps_figure(maps, path, *, dpi=120, **kwargs):
     from matplotlib.figure import Figure
 
     # A figure outside pyplot: nothing is left open in the pyplot state
-    fig = plot_dust_maps(maps, fig=Figure(figsize=_figsize(maps, kwargs),
-                                          layout='constrained'), **kwargs)
+    fig = plot_dust_maps(maps, fig=Figure(), **kwargs)
     metadata = figure_metadata(maps) if str(path).lower().endswith('.png') else None
     fig.savefig(path, dpi=dpi, metadata=metadata)
     return fig
-
-
-def _figsize(maps, kwargs):
-    names = [n for n in kwargs.get('names', ('sLd', 'sMd', 'Td')) if n in maps]
-    return 3.9 * (max(len(names), 1) + (kwargs.get('context') is not None)), 7.0

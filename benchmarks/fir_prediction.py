@@ -5,7 +5,8 @@ For every galaxy with finite catalogue targets, the default model
 (``dustpedia-global`` settings of ``scripts/train_pretrained.py``) predicts
 ``sMd`` and ``Td`` out of fold (grouped 4-fold cross-validation: no galaxy
 predicts itself); the stellar mass comes from its WISE W1/W2 fluxes
-(`astro_dustml.farinfrared.stellar_mass`), and `astro_dustml.farinfrared.predict` turns ``Md``, ``Td``
+(`astro_dustml.farinfrared.stellar_mass`), and `astro_dustml.farinfrared.predict` turns
+``Md``, ``Td``
 into the PACS 100/160 and SPIRE 250/350 fluxes, compared with the observed
 catalogue fluxes (detected at S/N > 3, unflagged).  Per band: the bias
 (median of log10 predicted/observed), the scatter (standard deviation and

@@ -48,8 +48,8 @@ from sklearn.model_selection import GroupKFold
 
 from astro_dustml.bands import FIR_BANDS, get_band
 from astro_dustml.datasets import load_dustpedia_global
-from astro_dustml.farinfrared import STELLAR_MASS_RELATIONS, dust_fit, fit_dust_sed
-from astro_dustml.farinfrared.dust_fit import _T_REFERENCE, _calibrate
+from astro_dustml.farinfrared import STELLAR_MASS_RELATIONS, calibration, fit_dust_sed
+from astro_dustml.farinfrared.calibration import _T_REFERENCE, _calibrate
 from astro_dustml.farinfrared.stellar_mass import _COLOUR_RANGE, _colour, _log_w1_luminosity
 from astro_dustml.model import _shuffled_groups
 from astro_dustml.sed import FLAG_MISSING
@@ -230,12 +230,12 @@ def as_observed(table, train, content):
     Returns the report per observed band set, per class (PACS 100 present;
     PACS 160 without PACS 100; neither) and over all.
     """
-    original = dust_fit.dust_calibration
-    dust_fit.dust_calibration = lambda: content
+    original = calibration.dust_calibration
+    calibration.dust_calibration = lambda: content
     try:
         fitted = fit_dust_sed(table, bands=FIT_BANDS)
     finally:
-        dust_fit.dust_calibration = original
+        calibration.dust_calibration = original
     observed = np.array(['+'.join(b for b in FIT_BANDS if np.isfinite(table[b][i].value))
                          for i in range(len(table))])
     ok = (~train & (np.asarray(fitted['n_bands_fit']) >= 2) & np.isfinite(fitted['Td_fit'].value)

@@ -2,7 +2,7 @@
 The far-infrared side: dust from Herschel maps, and Herschel maps from dust.
 
 Dust properties from far-infrared photometry calibrated to the DustPedia
-catalogue (``dust_fit``), stellar-mass maps from WISE (``stellar_mass``),
+catalogue (``dust_fit``, ``calibration``), stellar-mass maps from WISE (``stellar_mass``),
 predicted Herschel maps and their comparison with observed ones
 (``predict``), and sharp maps constrained by a coarse far-infrared truth
 (``constrain``).
@@ -11,6 +11,7 @@ Modules here use `astro_dustml.imaging` and `astro_dustml.sed`, nothing of
 the model, maps or training stages.
 """
 
+from .calibration import *  # noqa: F401,F403
 from .constrain import *  # noqa: F401,F403
 from .dust_fit import *  # noqa: F401,F403
 from .predict import *  # noqa: F401,F403

@@ -206,7 +206,7 @@ def _degrade_all(values, mstar, degrader):
     return out
 
 
-def degrade_maps(maps, *, stellar_mass, wcs, shape, fwhm, maps_fwhm=None):
+def degrade_maps(maps, *, stellar_mass=None, wcs, shape, fwhm, maps_fwhm=None):
     """
     Degrade sLd/sMd/Td maps to a coarser resolution and grid, aggregating correctly.
 
@@ -214,8 +214,10 @@ def degrade_maps(maps, *, stellar_mass, wcs, shape, fwhm, maps_fwhm=None):
     ----------
     maps : `~ndcube.NDCollection` or mapping
         ``'sLd'``, ``'sMd'`` (dex) and/or ``'Td'`` (K) on one grid.
-    stellar_mass : `~astropy.nddata.NDData`
-        Stellar mass per pixel on that grid (e.g. `astro_dustml.farinfrared.stellar_mass_map`).
+    stellar_mass : `~astropy.nddata.NDData`, optional
+        Stellar mass per pixel on that grid (e.g. `astro_dustml.farinfrared.stellar_mass_map`);
+        default ``maps.meta['stellar_mass']`` (`astro_dustml.maps.estimate_dust_maps`
+        puts it there).
     wcs, shape : `~astropy.wcs.WCS`, tuple
         The coarse grid.
     fwhm : `~astropy.units.Quantity`
@@ -247,6 +249,7 @@ def degrade_maps(maps, *, stellar_mass, wcs, shape, fwhm, maps_fwhm=None):
     >>> float(np.nanmean(out['sMd'].value))  # doctest: +FLOAT_CMP
     -3.0
     """
+    stellar_mass = _given_or_meta(stellar_mass, maps, 'maps')
     maps, wcs_hi, shape_hi = _maps(maps, 'maps')
     fwhm_hi = _fwhm(next(iter(maps.values())), maps_fwhm, 'maps')
     mstar = _stellar_mass(stellar_mass, wcs_hi, shape_hi)
@@ -254,6 +257,18 @@ def degrade_maps(maps, *, stellar_mass, wcs, shape, fwhm, maps_fwhm=None):
                          u.Quantity(fwhm, u.arcsec))
     values = {k: _values(v, k)[0] for k, v in maps.items()}
     return {k: v * _UNITS[k] for k, v in _degrade_all(values, mstar, degrader).items()}
+
+
+def _given_or_meta(stellar_mass, collection, name):
+    """``stellar_mass``, or the collection's ``meta['stellar_mass']`` (estimate_dust_maps)."""
+    if stellar_mass is None:
+        stellar_mass = (getattr(collection, 'meta', None) or {}).get('stellar_mass')
+        if stellar_mass is None:
+            raise ValueError(
+                f'Give stellar_mass= (a stellar-mass map on the grid of the {name}): the '
+                f"{name} carry none in meta['stellar_mass'] (estimate_dust_maps puts one "
+                'there when given a distance=).')
+    return stellar_mass
 
 
 def _stellar_mass(stellar_mass, wcs, shape):
@@ -275,7 +290,7 @@ def _stellar_mass(stellar_mass, wcs, shape):
     return data
 
 
-def constrain_to_lowres(prediction, truth, *, stellar_mass, prediction_fwhm=None,
+def constrain_to_lowres(prediction, truth, *, stellar_mass=None, prediction_fwhm=None,
                         truth_fwhm=None, max_iter=50, tolerance=1e-4):
     """
     Correct high-resolution dust maps so that, degraded, they reproduce a low-resolution truth.
@@ -290,8 +305,10 @@ def constrain_to_lowres(prediction, truth, *, stellar_mass, prediction_fwhm=None
         The same quantities at low resolution on their own grid (e.g. from
         `astro_dustml.farinfrared.fit_dust_sed` with a stellar-mass map, or
         pcigale).  Quantities absent from the truth are returned unchanged.
-    stellar_mass : `~astropy.nddata.NDData`
-        Stellar mass per pixel on the prediction's grid (the weight).
+    stellar_mass : `~astropy.nddata.NDData`, optional
+        Stellar mass per pixel on the prediction's grid (the weight); default
+        ``prediction.meta['stellar_mass']``, the map
+        `astro_dustml.maps.estimate_dust_maps` puts on its maps' grid.
     prediction_fwhm, truth_fwhm : `~astropy.units.Quantity`, optional
         Resolutions; default each collection's ``meta['psf_fwhm']`` (or its
         first map's).
@@ -335,6 +352,7 @@ def constrain_to_lowres(prediction, truth, *, stellar_mass, prediction_fwhm=None
     >>> round(float(np.median(out['sMd'].data)), 3)
     -2.8
     """
+    stellar_mass = _given_or_meta(stellar_mass, prediction, 'prediction')
     pred_maps, wcs_hi, shape_hi = _maps(prediction, 'prediction')
     truth_maps, wcs_lo, shape_lo = _maps(truth, 'truth')
     fwhm_hi = _fwhm(prediction if getattr(prediction, 'meta', None) else

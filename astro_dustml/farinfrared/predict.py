@@ -28,7 +28,7 @@ from ..imaging.prepare import OUTPUT_UNIT, _to_output_factor
 from ..imaging.psf_matching import match_psf
 from ..sed.dust_emission import _band_flux_per_mass
 from ..sed.tables import _celestial, _pixel_area
-from .dust_fit import _T_REFERENCE, dust_calibration
+from .calibration import _T_REFERENCE, dust_calibration
 
 __all__ = ['predict_fir_maps', 'compare_fir', 'FIRComparison', 'catalogue_to_mbb']
 
@@ -90,8 +90,8 @@ def _array(ndd, unit):
     return data, err, mask
 
 
-def predict_fir_maps(maps, stellar_mass, bands=('PACS_100', 'PACS_160', 'SPIRE_250',
-                                                'SPIRE_350'), *, distance=None):
+def predict_fir_maps(maps, stellar_mass=None, bands=('PACS_100', 'PACS_160', 'SPIRE_250',
+                                                     'SPIRE_350'), *, distance=None):
     """
     Far-infrared surface brightness maps predicted from dust maps.
 
@@ -100,9 +100,12 @@ def predict_fir_maps(maps, stellar_mass, bands=('PACS_100', 'PACS_160', 'SPIRE_2
     maps : `~ndcube.NDCollection` or mapping
         ``'sMd'`` (dex) and ``'Td'`` (K) maps on one grid, with
         uncertainties (e.g. from `astro_dustml.maps.estimate_dust_maps`).
-    stellar_mass : `~astropy.nddata.NDData`
+    stellar_mass : `~astropy.nddata.NDData`, optional
         Stellar mass per pixel on the same grid
-        (`astro_dustml.farinfrared.stellar_mass_map`).
+        (`astro_dustml.farinfrared.stellar_mass_map`). Default:
+        ``maps.meta['stellar_mass']``, the one `estimate_dust_maps
+        <astro_dustml.maps.estimate_dust_maps>` puts on the maps' grid
+        from its WISE images (when given a distance).
     bands : sequence of str, optional
         Far-infrared bands to predict.
     distance : `~astropy.units.Quantity`, optional
@@ -137,13 +140,19 @@ def predict_fir_maps(maps, stellar_mass, bands=('PACS_100', 'PACS_160', 'SPIRE_2
     if members is None or 'sMd' not in members or 'Td' not in members:
         raise ValueError('predict_fir_maps needs the sMd and Td maps (a mapping or the '
                          'NDCollection of estimate_dust_maps).')
+    stellar_mass = _stellar_mass_of(maps, stellar_mass)
     wcs = _celestial(members['sMd'], 'sMd')
     shape = members['sMd'].data.shape
     for name, ndd in (('Td', members['Td']), ('stellar_mass', stellar_mass)):
         other = _celestial(ndd, name)
         if ndd.data.shape != shape or not other.wcs.compare(wcs.wcs, tolerance=1e-10):
-            raise ValueError(f'The {name} map is not on the grid of the sMd map; reproject '
-                             'it first.')
+            hint = (" Leave stellar_mass= out to use maps.meta['stellar_mass'], the "
+                    'stellar-mass map estimate_dust_maps made on the grid of its maps.'
+                    if name == 'stellar_mass' and (getattr(maps, 'meta', None) or {}).get(
+                        'stellar_mass') is not None else '')
+            raise ValueError(f'The {name} map ({ndd.data.shape}) is not on the grid of the '
+                             f'sMd map ({shape}); reproject it onto that grid first '
+                             f'(astro_dustml.imaging.align_images).{hint}')
     if not u.Unit(stellar_mass.unit or u.one).is_equivalent(u.Msun):
         raise u.UnitsError(f'stellar_mass is in {stellar_mass.unit}; give solar masses '
                            'per pixel.')
@@ -185,6 +194,24 @@ def predict_fir_maps(maps, stellar_mass, bands=('PACS_100', 'PACS_160', 'SPIRE_2
     return NDCollection(out, aligned_axes='all',
                         meta={'bands': bands, 'psf_fwhm': psf_fwhm,
                               'distance': u.Quantity(distance, u.Mpc)})
+
+
+def _stellar_mass_of(maps, stellar_mass):
+    """The stellar-mass map given, or the one of ``maps.meta`` (estimate_dust_maps)."""
+    if isinstance(stellar_mass, str) or (
+            isinstance(stellar_mass, (list, tuple)) and stellar_mass
+            and all(isinstance(b, str) for b in stellar_mass)):
+        raise TypeError(f'stellar_mass={stellar_mass!r} looks like band names; give the bands '
+                        "as bands= (predict_fir_maps(maps, bands=['SPIRE_250'])).")
+    if stellar_mass is not None:
+        return stellar_mass
+    stellar_mass = (getattr(maps, 'meta', None) or {}).get('stellar_mass')
+    if stellar_mass is None:
+        raise ValueError(
+            'No stellar-mass map: give stellar_mass= (a map on the grid of the dust maps, '
+            "e.g. stellar_mass_map(images)), or use maps of estimate_dust_maps run with a "
+            "distance=, which carry one in maps.meta['stellar_mass'].")
+    return stellar_mass
 
 
 def _band_prediction(band, log_md, log_md_err, td, td_err, d_mpc):
@@ -378,28 +405,3 @@ def compare_fir(predicted, observed, *, min_snr=3.0, region=None):
         ratio=CCDData(ratio, unit=u.one, wcs=obs.wcs, mask=~good, meta=dict(meta)),
         log_residual=CCDData(log_res, unit=u.dex, wcs=obs.wcs, mask=~good, meta=dict(meta)),
         summary=summary)
-
-
-def _fir_from_images(images, maps, bands, *, distance, galaxy=None, ebv=None, names=None):
-    """
-    Predicted far-infrared maps for `estimate_dust_maps` output, from its input images.
-
-    The WISE 3.4 (and 4.6) micron images are prepared as the estimate does,
-    brought to the maps' PSF and grid, and turned into the stellar-mass map
-    that `predict_fir_maps` needs.  Used by ``astro-dustml estimate --fir``.
-    """
-    from ..imaging.io import _parse_collection
-    from ..imaging.prepare import _parse_galaxy, prepare_images
-    from .stellar_mass import stellar_mass_map
-    parsed = _parse_collection(images, bands=names)
-    wise = {b: parsed[b] for b in ('WISE_3.4', 'WISE_4.6') if b in parsed}
-    if 'WISE_3.4' not in wise:
-        raise ValueError('Predicting far-infrared maps needs the WISE 3.4 micron image '
-                         '(for the stellar mass).')
-    region = _parse_galaxy(galaxy)[1]
-    prepared = prepare_images(wise, ebv=ebv, galaxy=region)
-    grid = maps['sMd']
-    aligned = align_images(prepared, target=u.Quantity(maps.meta['psf_fwhm'], u.arcsec),
-                           output_wcs=grid.wcs, shape_out=grid.data.shape)
-    mstar = stellar_mass_map(aligned, distance=distance)
-    return predict_fir_maps(maps, mstar, bands, distance=distance)

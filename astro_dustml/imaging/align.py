@@ -15,10 +15,12 @@ from threading import Lock
 import astropy.units as u
 import numpy as np
 from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.stats import gaussian_fwhm_to_sigma
 from ndcube import NDCollection
 from reproject import reproject_adaptive
 from reproject.mosaicking import find_optimal_celestial_wcs
 
+from .._checks import _check_planned
 from ..bands import get_band
 from .io import _bad_pixels, _parse_collection
 from .prepare import OUTPUT_UNIT
@@ -199,7 +201,7 @@ def align_images(collection, *, target=None, pixel_scale=None, distance=None,
 
 
 def _plan(images, *, target, resolution, distance, pixel_scale, footprint, output_wcs,
-          shape_out):
+          shape_out, grid_bytes=None):
     """
     Target PSF and output grid of `align_images` from the members' metadata.
 
@@ -226,7 +228,67 @@ def _plan(images, *, target, resolution, distance, pixel_scale, footprint, outpu
             raise ValueError('Give shape_out= together with output_wcs=.')
         out_wcs, out_shape = output_wcs.celestial, tuple(shape_out)
         scale = _pixel_scale(out_wcs)
+    _check_memory(images, fwhms, target_fwhm, scale, out_shape,
+                  _GRID_BYTES if grid_bytes is None else grid_bytes)
     return target_spec, target_fwhm, fwhms, scale, out_wcs, out_shape
+
+
+# Planned bytes per pixel (measured with tracemalloc, rounded up): the aligned
+# grid (reproject_adaptive's planes, coordinates and footprint, and the
+# aligned members), a PSF-matching FFT (per pixel of the padded array: the
+# padded data, weights, variance and their transforms) and a kernel (the
+# source and target PSFs, the kernel and the copies of kernel_quality)
+_GRID_BYTES = 256
+_FFT_BYTES = 64
+_KERNEL_BYTES = 96
+
+
+def _kernel_side(fwhm, target_fwhm, pixel_scale):
+    """Side in pixels of the Gaussian matching kernel (and target PSF) of `make_matching_kernel`."""
+    sigma = (target_fwhm / pixel_scale).to_value(u.one) * gaussian_fwhm_to_sigma
+    return max(3, 2 * int(np.ceil(4 * sigma)) + 1)
+
+
+def _check_memory(images, fwhms, target_fwhm, scale, out_shape, grid_bytes=_GRID_BYTES):
+    """
+    Refuse a plan whose grid or PSF matching would allocate more than ``conf.memory_limit``.
+
+    Planned from the members' shapes and WCS alone (before any allocation):
+    the output grid (naming the band whose footprint or pixels make it that
+    large) and, per band, the matching kernel and its FFTs.
+    """
+    ny, nx = (int(n) for n in out_shape)
+    scale = u.Quantity(scale, u.arcsec)
+    scales = {name: _pixel_scale(im.wcs) for name, im in images.items()}
+    if ny * nx * grid_bytes > 0:
+        spans = {name: (np.sqrt(im.shape[0] * im.shape[1]) * scales[name]).to(u.deg)
+                 for name, im in images.items()}
+        widest = max(spans, key=spans.get)
+        others = [s for n, s in spans.items() if n != widest]
+        typical = np.median(u.Quantity(others)) if others else None
+        if typical is not None and spans[widest] > 4 * typical:
+            why = (f'{widest} makes it this large: its image spans {spans[widest]:.3g} on a '
+                   f'side (pixels of {scales[widest]:.3g}), the others about {typical:.3g}. '
+                   f'Check the WCS of {widest} (CDELT or CD: the pixel size), or leave it out.')
+        else:
+            why = (f'The images span up to {spans[widest]:.3g} ({widest}) in pixels of '
+                   f'{scale:.3g}. Give a larger pixel_scale (or resolution), or cutouts.')
+        _check_planned(ny * nx * grid_bytes,
+                       f'The common grid planned for the images ({ny} x {nx} pixels of '
+                       f'{scale:.3g})', why)
+    for name, image in images.items():
+        if abs(fwhms[name] - target_fwhm) <= _FWHM_RTOL * target_fwhm:
+            continue  # not convolved
+        side = _kernel_side(fwhms[name], target_fwhm, scales[name])
+        fy, fx = (int(2 ** np.ceil(np.log2(n + side))) for n in image.shape)
+        need = max(side * side * _KERNEL_BYTES, fy * fx * _FFT_BYTES)
+        _check_planned(
+            need, f'PSF matching {name} to FWHM {target_fwhm:.3g} (a {side} x {side} pixel '
+            f'kernel on its {image.shape[0]} x {image.shape[1]} image of {scales[name]:.3g} '
+            f'pixels, FFTs of {fy} x {fx})',
+            f'Its pixels are {(target_fwhm / scales[name]).to_value(u.one):.3g} times smaller '
+            f'than the target FWHM: check the WCS of {name} (CDELT or CD), or cut the image '
+            'to the galaxy.')
 
 
 def _members(collection):
@@ -301,6 +363,44 @@ def _match_one(name, image, fwhm, target_spec, target_fwhm, *, psf_dir, workers=
         return match_psf(image, target_fwhm, parallel=workers)
 
 
+def _handedness(wcs):
+    """Sign of the determinant of a celestial WCS's pixel matrix (-1: east to the left)."""
+    return np.sign(np.linalg.det(wcs.celestial.pixel_scale_matrix))
+
+
+def _to_parity(image, out_wcs):
+    """
+    ``image`` mirrored in x when its WCS is of the other handedness than ``out_wcs``.
+
+    reproject's adaptive resampling (0.21) is not mirror-symmetric: an image
+    whose x axis is flipped in both data and WCS resamples up to 7% differently
+    (on the mock, median Td 0.01-0.8 K) from the unflipped one, while a 180 degree
+    rotation resamples identically. Mirroring the array and its WCS is exact,
+    so every image reaches the resampling with the output grid's handedness
+    and a flipped image gives the maps of the unflipped one.
+    """
+    inner = getattr(image.wcs, 'wcs', None)
+    if (inner is None or image.wcs.sip is not None or image.wcs.naxis != 2
+            or _handedness(image.wcs) == _handedness(out_wcs)):
+        return image
+    wcs = image.wcs.deepcopy()
+    nx = image.shape[1]
+    if wcs.wcs.has_cd():
+        wcs.wcs.cd[:, 0] *= -1
+    else:
+        wcs.wcs.cdelt[0] *= -1
+    wcs.wcs.crpix[0] = nx + 1 - wcs.wcs.crpix[0]
+    wcs.wcs.set()
+
+    def mirror(array):
+        return None if array is None else np.asarray(array)[:, ::-1]
+
+    return CCDData(mirror(image.data), unit=image.unit, wcs=wcs, mask=mirror(image.mask),
+                   uncertainty=None if image.uncertainty is None
+                   else StdDevUncertainty(mirror(image.uncertainty.array)),
+                   meta=image.meta, copy=False)
+
+
 def _reproject(image, out_wcs, out_shape, kernel, max_masked):
     if 0 in tuple(out_shape):
         # An empty grid (pixels larger than the images): reproject cannot stack
@@ -310,6 +410,7 @@ def _reproject(image, out_wcs, out_shape, kernel, max_masked):
                        mask=np.ones(empty.shape, bool), meta=dict(image.meta),
                        uncertainty=None if image.uncertainty is None
                        else StdDevUncertainty(empty.copy()))
+    image = _to_parity(image, out_wcs)
     bad = _bad_pixels(np.asarray(image.data), image.mask)
     # One reprojection per band: the good-pixel map, the data and sigma share
     # the geometry, so they go in as one stack (reproject broadcasts leading

@@ -26,6 +26,7 @@ from astropy.utils.console import ProgressBar
 from ndcube import NDCollection
 
 from ..bands import REFERENCE_BAND, get_band
+from ..exceptions import MemoryLimitError
 from . import stars as _stars
 from .gaia import query_gaia_stars
 from .align import _match_one, _plan, _reproject, align_images
@@ -45,8 +46,36 @@ class _NoProgress:
         pass
 
 
-def _progress(total, enabled):
-    return ProgressBar(total) if enabled else _NoProgress()
+class _StepProgress(ProgressBar):
+    """A ProgressBar that names the step running: ``|===>--| 2/5 ... aligning images``."""
+
+    def __init__(self, steps, **kwargs):
+        self._steps = list(steps)
+        self._width = max(len(step) for step in self._steps + ['done'])
+        super().__init__(len(self._steps), **kwargs)
+
+    def _handle_resize(self, signum=None, frame=None):
+        super()._handle_resize(signum, frame)
+        # room for the step's name on the same line
+        self._bar_length = max(self._bar_length - self._width - 1, 10)
+
+    def _update_console(self, value=None):
+        super()._update_console(value)
+        step = self._steps[value] if value < len(self._steps) else 'done'
+        self._file.write(f' {step:<{self._width}s}')
+        self._file.flush()
+
+
+def _progress(total, enabled, *, steps=None):
+    """
+    A progress bar of ``total`` steps (or of the named ``steps``), or none.
+
+    With ``steps`` (what runs before each ``update()``, in order) the bar
+    names the step that runs.
+    """
+    if not enabled:
+        return _NoProgress()
+    return ProgressBar(total) if steps is None else _StepProgress(steps)
 
 
 def _check_reference(parsed):
@@ -191,6 +220,8 @@ def _grid_plan(images, *, resolution, pixel_scale, distance):
     try:
         return _plan(stand_ins, **target, distance=distance, pixel_scale=pixel_scale,
                      footprint='union', output_wcs=None, shape_out=None)
+    except MemoryLimitError:
+        raise  # refused before anything is allocated: the all-bands path would allocate
     except (ValueError, TypeError, u.UnitsError):
         return None
 

@@ -112,8 +112,8 @@ def query_gaia_stars(center, radius, *, table='gaiadr3.gaia_source', max_mag=Non
 
 def _as_stars(table):
     """Validate a Gaia-like table into a new Table of plain float columns."""
-    if isinstance(table, (list, tuple)) and table and all(isinstance(r, Mapping)
-                                                           for r in table):
+    if (isinstance(table, (list, tuple)) and table
+            and all(isinstance(r, Mapping) for r in table)):
         # rows as dicts (e.g. from JSON): columns with the units their values carry
         try:
             table = QTable(rows=list(table))

@@ -19,6 +19,7 @@ from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.wcs import WCS
 from ndcube import NDCollection
 
+from .._checks import _check_planned
 from ..bands import dn_unit, get_band
 from ..exceptions import AstroDustMLWarning
 
@@ -193,11 +194,16 @@ def _parse_image(data, *, band=None, unit=None, wcs=None, units=None,
             f'Cannot read an image from {type(data).__name__}; pass a FITS '
             'path, an HDU, an (array, wcs) tuple, or NDData/CCDData.')
 
+    if isinstance(array, np.ma.MaskedArray):  # a numpy.ma mask is a mask too
+        mask = _or_masks(mask, np.ma.getmaskarray(array))
+        array = array.data
     array = np.asarray(array)
     if array.ndim != 2:
         array = np.squeeze(array)
         if array.ndim != 2:
             raise ValueError(f'Expected a 2D image, got shape {array.shape}.')
+        if mask is not None and np.ndim(mask) > 2:
+            mask = np.squeeze(np.asarray(mask))
     if header is not None:
         if wcs is None:
             with warnings.catch_warnings():
@@ -205,6 +211,8 @@ def _parse_image(data, *, band=None, unit=None, wcs=None, units=None,
                 header_wcs = WCS(header).celestial
             wcs = header_wcs if header_wcs.has_celestial else None
         meta.setdefault('header', header.copy())
+    if wcs is not None:
+        _check_wcs(wcs, _band_name(band, header))  # before wcsset() (has_celestial) runs
     if wcs is None or not getattr(wcs, 'has_celestial', True):
         raise NoCelestialWCSError(
             'The image has no celestial WCS. Give one with wcs=, or pass a '
@@ -214,8 +222,20 @@ def _parse_image(data, *, band=None, unit=None, wcs=None, units=None,
             raise ValueError('Cannot tell the band of an image without a '
                              'header; pass band=, e.g. band="WISE_3.4".')
         band = get_band(header)
+    given_band = band
     band = get_band(band)
+    if header is not None and given_band is not None:
+        _check_header_band(header, band)
     meta['band'] = band.name
+    array = _check_data(array, band)
+    # the float copy made below (and its uncertainty): a broadcast view or a
+    # memory map is not materialised beyond the limit
+    _check_planned(array.size * 8 * (1 if uncertainty is None else 2),
+                   f'A float64 copy of the {band.name} image ({array.shape[0]} x '
+                   f'{array.shape[1]} pixels)',
+                   'Give a cutout of the galaxy; if the image is not that large, check its '
+                   'data (a broadcast view or a wrong shape?).')
+    mask = _check_mask(mask, array.shape, band)
     if unit is None and units:
         unit = units.get(band.name)
         if carried_unit is not None and unit is not None:
@@ -227,15 +247,138 @@ def _parse_image(data, *, band=None, unit=None, wcs=None, units=None,
     meta.pop('unit_known', None)
     meta['unit_source'] = source
 
-    if uncertainty is not None and not isinstance(uncertainty,
-                                                  StdDevUncertainty):
-        uncertainty = uncertainty.represent_as(StdDevUncertainty)
+    sigma = _check_uncertainty(uncertainty, array.shape, resolved, band)
     return CCDData(np.array(array, dtype=float), unit=resolved,
                    wcs=wcs.deepcopy() if hasattr(wcs, 'deepcopy') else wcs,
-                   uncertainty=None if uncertainty is None
-                   else StdDevUncertainty(np.array(uncertainty.array, dtype=float)),
-                   mask=None if mask is None else np.array(mask, dtype=bool),
-                   meta=meta)
+                   uncertainty=None if sigma is None else StdDevUncertainty(sigma),
+                   mask=mask, meta=meta)
+
+
+def _or_masks(a, b):
+    """The union of two masks (either may be None)."""
+    if a is None:
+        return b
+    return np.asarray(a, dtype=bool) | np.asarray(b, dtype=bool)
+
+
+def _check_header_band(header, band):
+    """Warn when the band given contradicts the band the FITS keywords name."""
+    try:
+        said = get_band(header)
+    except (ValueError, TypeError):
+        return  # the header names no band: nothing to contradict
+    if said.name != band.name:
+        keys = ', '.join(f'{k} = {header[k]!r}' for k in
+                         ('TELESCOP', 'INSTRUME', 'ORIGIN', 'FILTER', 'BAND')
+                         if str(header.get(k, '')).strip())
+        warnings.warn(f'The band given ({band.name}, from band= or bands=) contradicts the '
+                      f'FITS header ({keys}), which says {said.name}; using {band.name}. '
+                      'Check the order of bands= or the file, or leave bands= out to take '
+                      'the band from the header.', AstroDustMLWarning)
+
+
+def _band_name(band, header):
+    """The canonical band name for a message, or a stand-in when it is not known yet."""
+    try:
+        return get_band(band if band is not None else header).name
+    except (ValueError, TypeError):
+        return 'given'
+
+
+def _check_wcs(wcs, name):
+    """A celestial WCS must have finite CRVAL, CRPIX and an invertible pixel matrix."""
+    inner = getattr(wcs, 'wcs', None)
+    if inner is None:
+        return  # a non-FITS (APE 14) WCS: nothing to inspect here
+    parts = {'CRVAL': inner.crval, 'CRPIX': inner.crpix}
+    if inner.has_cd():
+        parts['CD'] = inner.cd
+    else:
+        # the raw PC (get_pc() runs wcsset, which fails on a singular matrix); none
+        # with CROTA, whose rotation cannot be singular
+        pc = inner.pc if inner.has_pc() else np.eye(len(inner.cdelt))
+        parts['CDELT'], parts['PC'] = inner.cdelt, pc
+    for key, value in parts.items():
+        value = np.asarray(value, dtype=float)
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f'The WCS of the {name} image has non-finite {key} '
+                             f'({value.tolist()}): it cannot place the image on the sky. '
+                             'Fix the header (or the WCS given with the array).')
+    matrix = np.asarray(inner.cd if inner.has_cd()
+                        else np.asarray(pc) * np.asarray(inner.cdelt)[None, :], float)
+    if matrix.shape == (2, 2) and np.linalg.det(matrix) == 0:
+        raise ValueError(f'The WCS of the {name} image has a singular pixel matrix '
+                         f'(CD or CDELT x PC = {matrix.tolist()}, zero pixel size): it cannot '
+                         'place the image on the sky. Fix the header.')
+
+
+# Fewer pixels than this along an axis is a strip, not an image: no PSF
+# matching, sky plane or resampling is defined on it
+_MIN_SIDE = 2
+
+
+def _check_data(array, band):
+    """The image values: real numbers on a 2D grid at least `_MIN_SIDE` wide."""
+    kind = array.dtype.kind
+    if kind == 'c':
+        raise TypeError(f'The {band.name} image holds complex values ({array.dtype}): an '
+                        'image is a real surface brightness or flux. Give the real part '
+                        '(data.real) or the modulus (abs(data)) if that is what you mean.')
+    if kind == 'b':
+        raise TypeError(f'The {band.name} image holds boolean values: that is a mask, not '
+                        'an image. Give the mask as mask= of a CCDData (or a numpy.ma '
+                        'array) together with the image values.')
+    if kind not in 'iuf':
+        raise TypeError(f'The {band.name} image holds {array.dtype} values, not numbers.')
+    if min(array.shape) < _MIN_SIDE:
+        raise ValueError(f'The {band.name} image is {array.shape[0]} x {array.shape[1]} '
+                         f'pixels: a strip, not an image (at least {_MIN_SIDE} pixels are '
+                         'needed along each axis for the sky fit, PSF matching and '
+                         'resampling). Give a 2D cutout of the galaxy.')
+    return array
+
+
+def _check_mask(mask, shape, band):
+    """A boolean copy of the mask, of the image's shape."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.ndim == 0:
+        return np.full(shape, bool(mask))
+    if mask.shape != shape:
+        raise ValueError(f'The mask of the {band.name} image has shape {mask.shape} but the '
+                         f'image has {shape}: give a mask of the same shape.')
+    return np.array(mask, dtype=bool)
+
+
+def _check_uncertainty(uncertainty, shape, unit, band):
+    """The standard deviation in ``unit`` (the data's), checked; None if there is none."""
+    if uncertainty is None:
+        return None
+    if not isinstance(uncertainty, StdDevUncertainty):
+        uncertainty = uncertainty.represent_as(StdDevUncertainty)
+    sigma = np.array(uncertainty.array, dtype=float)
+    if sigma.shape != shape:
+        raise ValueError(f'The uncertainty of the {band.name} image has shape {sigma.shape} '
+                         f'but the image has {shape}: give one of the same shape.')
+    own = getattr(uncertainty, '_unit', None)  # its own unit, not the parent's
+    if own is not None and u.Unit(own) != unit:
+        try:
+            sigma = (sigma * u.Unit(own)).to_value(unit)
+        except u.UnitConversionError:
+            raise u.UnitConversionError(
+                f'The uncertainty of the {band.name} image is in {own}, which cannot be '
+                f'converted to the unit of its data ({unit}). Give the uncertainty in a '
+                'unit of the same kind as the data.') from None
+    with np.errstate(invalid='ignore'):
+        negative = sigma < 0
+    if negative.any():
+        raise ValueError(f'The uncertainty of the {band.name} image has {int(negative.sum())} '
+                         f'negative pixel(s) (down to {np.nanmin(sigma):.3g}): a standard '
+                         'deviation is never negative. Check the uncertainty map (is it a '
+                         'variance, an inverse variance or a difference image?); '
+                         'give abs() of it if only its sign is wrong.')
+    return sigma
 
 
 def _bad_pixels(data, mask):

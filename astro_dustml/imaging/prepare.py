@@ -7,6 +7,7 @@ extinction-corrected surface-brightness map in **MJy/sr** with a
 describes the galaxy aperture that is kept out of the sky estimate.
 """
 
+import difflib
 import warnings
 from collections.abc import Mapping
 
@@ -26,7 +27,8 @@ from ..bands import get_band
 from ..exceptions import AstroDustMLWarning
 from .io import _bad_pixels, _parse_collection, _parse_image
 
-__all__ = ['prepare_image', 'prepare_images', 'galaxy_region', 'OUTPUT_UNIT', 'DEFAULT_EBV_ERROR', 'SKY_ANNULUS']
+__all__ = ['prepare_image', 'prepare_images', 'galaxy_region', 'OUTPUT_UNIT', 'DEFAULT_EBV_ERROR',
+           'SKY_ANNULUS']
 
 
 OUTPUT_UNIT = u.MJy / u.sr
@@ -135,6 +137,36 @@ def galaxy_region(center, *, semimajor=None, d25=None, axis_ratio=1.0,
                             angle=angle)
 
 
+# The keys of a galaxy mapping (`_parse_galaxy`)
+_GALAXY_KEYS = frozenset({'name', 'center', 'semimajor', 'd25', 'axis_ratio',
+                          'position_angle', 'convention', 'distance'})
+
+
+def _galaxy_center(center):
+    """
+    The galaxy centre as a `~astropy.coordinates.SkyCoord`.
+
+    Accepted: a SkyCoord (or a frame), what ``SkyCoord`` reads on its own
+    (a string with units, ``'150d 2d'`` or ``'10h00m00s +2d00m00s'``, a pair
+    of angle Quantities), and a pair of plain numbers, taken as ICRS RA and
+    Dec in degrees as on the command line.
+    """
+    if isinstance(center, SkyCoord):
+        return center
+    if (isinstance(center, (tuple, list, np.ndarray)) and len(center) == 2
+            and all(np.isscalar(c) and not isinstance(c, (str, bool)) for c in center)):
+        return SkyCoord(float(center[0]), float(center[1]), unit='deg')  # degrees, as --center
+    try:
+        if isinstance(center, (tuple, list)) and len(center) == 2:
+            return SkyCoord(*center)
+        return SkyCoord(center)
+    except (ValueError, TypeError, u.UnitsError) as exc:
+        raise ValueError(
+            f'Cannot read the galaxy centre {center!r} ({exc}). Give a SkyCoord, a string '
+            "with units ('150d 2d' or '10h00m00s +2d00m00s'), a pair of angles "
+            '(150 * u.deg, 2 * u.deg), or (RA, Dec) in degrees as two numbers.') from None
+
+
 def _parse_galaxy(galaxy):
     """
     ``(name, region, distance)`` from any accepted description of a galaxy.
@@ -157,10 +189,17 @@ def _parse_galaxy(galaxy):
         raise TypeError('galaxy must be a name, a regions sky region (see galaxy_region) or a '
                         'mapping with center, semimajor, axis_ratio and position_angle, not '
                         f'{type(galaxy).__name__}.')
+    unknown = sorted(str(k) for k in galaxy if k not in _GALAXY_KEYS)
+    if unknown:
+        hints = [f'{k!r} (did you mean {close[0]!r}?)' if close else repr(k)
+                 for k in unknown
+                 for close in [difflib.get_close_matches(k, _GALAXY_KEYS, n=1)]]
+        raise ValueError(f'Unknown key(s) in the galaxy mapping: {", ".join(hints)}. The '
+                         f'keys it takes are {", ".join(sorted(_GALAXY_KEYS))}.')
     region = None
     if 'center' in galaxy and ('semimajor' in galaxy or 'd25' in galaxy):
         keys = {'semimajor', 'd25', 'axis_ratio', 'position_angle', 'convention'}
-        region = galaxy_region(SkyCoord(galaxy['center']),
+        region = galaxy_region(_galaxy_center(galaxy['center']),
                                **{k: v for k, v in galaxy.items() if k in keys})
     elif 'center' in galaxy or 'semimajor' in galaxy:
         raise ValueError('A galaxy mapping needs both center and semimajor (or d25) to '
@@ -286,8 +325,10 @@ def _mask_absurd(data, noise, bad, band):
         warnings.warn(f'{int((absurd | noisy).sum())} pixel(s) of the {band.name} image are '
                       f'masked as bad pixels: {"; ".join(parts)}.', AstroDustMLWarning)
     absurd |= noisy
-    # Masked pixels keep their values; absurd and non-finite ones become NaN
-    data = np.where(absurd | ~np.isfinite(data), np.nan, data)
+    # Masked (by the user), absurd and non-finite pixels become NaN: a masked
+    # pixel is no data, so PSF matching leaves it masked as it does NaN
+    # (foreground stars, masked after this step, are interpolated over instead)
+    data = np.where(bad | absurd | ~np.isfinite(data), np.nan, data)
     return data, bad | absurd
 
 
@@ -509,7 +550,16 @@ def _prepare_parsed(parsed, *, ebv, ebv_err, galaxy, sky, sky_annulus, psf_fwhm,
 def _extinction(band, ebv, ebv_err):
     if ebv is None:
         return None, None, 1.0, 0.0
-    ebv = u.Quantity(ebv, u.mag).to_value(u.mag)
+    try:
+        ebv = u.Quantity(ebv, u.mag).to_value(u.mag)
+    except (TypeError, ValueError, u.UnitsError):
+        raise ValueError(f'E(B-V) (ebv=) must be a number of magnitudes, e.g. 0.03, got '
+                         f'{ebv!r}.') from None
+    if np.ndim(ebv) != 0:
+        raise ValueError(f'E(B-V) (ebv=) must be a single number (the Galactic foreground '
+                         f'colour excess towards the galaxy, e.g. 0.03), got an array of '
+                         f'shape {np.shape(ebv)}. Maps of E(B-V) are not supported: give its '
+                         'value at the galaxy centre (it varies little across a galaxy).')
     if not np.isfinite(ebv) or ebv < 0:
         raise ValueError(f'E(B-V) must be a finite non-negative number, got {ebv}.')
     ebv_err = (DEFAULT_EBV_ERROR * ebv if ebv_err is None

@@ -348,6 +348,9 @@ def _convolve(image, kernel, min_coverage, systematic, workers=1):
         with np.errstate(invalid='ignore', divide='ignore'):
             variance /= np.square(coverage)
             variance += np.square(systematic * result)
+        # FFT round-off leaves tiny negative variances next to bright (or masked,
+        # zero-weight) pixels: a variance is >= 0
+        np.maximum(variance, 0.0, out=variance, where=np.isfinite(variance))
     mask = (coverage < min_coverage) | nan
     result[nan] = np.nan
     result[coverage <= 0] = np.nan

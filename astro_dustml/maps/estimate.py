@@ -27,9 +27,10 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from ndcube import NDCollection
 
 from .. import __version__, conf
-from .._checks import _positive_quantity
+from .._checks import _galaxy_distance, _positive_quantity
 from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from ..exceptions import AstroDustMLWarning, OutOfDomainWarning
+from ..farinfrared.stellar_mass import stellar_mass_map
 from ..imaging import stars as _stars
 from ..imaging.chain import (
     _align,
@@ -45,7 +46,7 @@ from ..imaging.chain import (
     _sign_flipped,
 )
 from ..imaging.io import _parse_collection, _subset
-from ..imaging.prepare import _parse_galaxy
+from ..imaging.prepare import _extinction, _parse_galaxy
 from ..model.band_sets import predict_by_band_set
 from ..model.core import DustModel
 from ..model.features import valid_bands
@@ -56,6 +57,11 @@ from .flags import MAP_FLAGS, TARGETS
 from .io import model_sha256
 
 __all__ = ['estimate_dust_maps']
+
+
+# What runs before each update of estimate_dust_maps' progress bar
+_STEPS = ['preparing, PSF-matching and reprojecting the images', 'building the pixel table',
+          'predicting', 'making the maps']
 
 
 def _select_bands(parsed, model_bands):
@@ -104,8 +110,7 @@ def _galaxy_info(galaxy):
 def _check_numbers(distance, pixel_scale, resolution):
     """Distance, pixel scale and resolution checked at the boundary (finite, > 0)."""
     if distance is not None:
-        distance = _positive_quantity(distance, 'distance', 'length', default_unit=u.Mpc,
-                                      example='10 * u.Mpc').to(u.Mpc)
+        distance = _galaxy_distance(distance)
     if pixel_scale is not None:
         pixel_scale = _positive_quantity(pixel_scale, 'pixel_scale', ('angle', 'length'),
                                          example='8 * u.arcsec or 400 * u.pc')
@@ -120,9 +125,10 @@ def _check_numbers(distance, pixel_scale, resolution):
     return distance, pixel_scale, resolution
 
 
-def _check_arguments(images, *, galaxy, distance, pixel_scale, resolution):
+def _check_arguments(images, *, galaxy, distance, pixel_scale, resolution, ebv=None):
     """Checks before any image is read: ``(name, region, distance, pixel_scale, resolution)``."""
     name, region, galaxy_distance = _parse_galaxy(galaxy)
+    _extinction(get_band(REFERENCE_BAND), ebv, None)  # a scalar E(B-V), checked once here
     distance, pixel_scale, resolution = _check_numbers(
         galaxy_distance if distance is None else distance, pixel_scale, resolution)
     if isinstance(images, Mapping):  # the bands are known before any image is read
@@ -155,9 +161,61 @@ def _valid_counts(table, bands, model):
     return dict(zip(bands, valid.sum(axis=0))), int(valid.sum(axis=1).max()) if len(valid) else 0
 
 
-def _explain_all_masked(counts, most, bands, model, ebv):
+def _colour_outliers(model, table, *, far=0.5):
+    """
+    ``[(band, excess_dex)]`` of bands whose colour with WISE 3.4 µm lies ``far`` outside training.
+
+    The excess is the median over the pixels of how far ``log10(band /
+    WISE_3.4)`` lies beyond the model's training range (positive: above,
+    negative: below), largest first. Empty for a model without those features.
+    """
+    names = getattr(model, 'features_', None)
+    lo, hi = getattr(model, 'feature_min_', None), getattr(model, 'feature_max_', None)
+    if names is None or lo is None or hi is None or not hasattr(model, '_features'):
+        return []
+    try:
+        X = model._features(table)[0]
+    except (KeyError, ValueError, TypeError):
+        return []
+    out = []
+    for k, name in enumerate(names):
+        band, _, ref = name[4:].partition('/') if name.startswith('log_') else ('', '', '')
+        if ref != REFERENCE_BAND:
+            continue
+        x = X[:, k][np.isfinite(X[:, k])]
+        if x.size == 0:
+            continue
+        excess = np.median(np.where(x > hi[k], x - hi[k], np.where(x < lo[k], x - lo[k], 0)))
+        if abs(excess) > far:
+            out.append((band, float(excess)))
+    return sorted(out, key=lambda item: -abs(item[1]))
+
+
+def _describe_outliers(outliers, n_colours):
+    """The reason `_explain_all_masked` gives for `_colour_outliers`."""
+    signs = {np.sign(e) for _, e in outliers}
+    if len(outliers) >= max(3, 2 * n_colours // 3) and len(signs) == 1:
+        median = float(np.median([e for _, e in outliers]))
+        return (f'the colours of {len(outliers)} of {n_colours} bands with {REFERENCE_BAND} '
+                f'all lie {abs(median):.1f} dex {"above" if median > 0 else "below"} the '
+                f'training range: the {REFERENCE_BAND} values look '
+                f'{"too low" if median > 0 else "too high"} by at least a factor of about '
+                f'{10 ** abs(median):.2g}; check its unit (units=, --units)')
+    what = ', '.join(f'{band} ({abs(e):.1f} dex {"above" if e > 0 else "below"} it: '
+                     f'{"too high" if e > 0 else "too low"} by at least a factor of about '
+                     f'{10 ** abs(e):.2g})' for band, e in outliers)
+    return (f'the colours with {REFERENCE_BAND} of {what} lie far outside the training '
+            'range (median over the pixels): check the unit of those images (units=, '
+            '--units; e.g. Jy/pix read as DN), or leave them out')
+
+
+def _explain_all_masked(counts, most, bands, model, ebv, table=None):
     """Why no pixel got a prediction (``_valid_counts``): bands, the model's needs, E(B-V)."""
     reasons = []
+    outliers = [] if table is None else _colour_outliers(model, table)
+    if outliers:
+        n_colours = sum(1 for b in bands if b != REFERENCE_BAND and counts.get(b))
+        reasons.append(_describe_outliers(outliers, max(n_colours, len(outliers))))
     min_bands = getattr(model, 'min_bands', None)
     card = getattr(model, 'card', None) or {}
     core = list(getattr(model, 'core_bands_', None) or card.get('core_bands') or [])
@@ -284,9 +342,16 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         ``pixel_scale``, ``distance``, ``ebv``, ``galaxy``,
         ``out_of_domain_fraction``, ``version``, ``band_set_models`` (per
         model that predicted pixels: ``id``, ``name``, ``sha256``, ``bands``,
-        ``how``, ``patterns``, ``n_pixels``) and ``model_id`` (int array: the
-        ``id`` of the model of each pixel, -1 where none); each map's
-        ``meta`` the same without ``flags`` and ``model_id``.
+        ``how``, ``patterns``, ``n_pixels``), ``model_id`` (int array: the
+        ``id`` of the model of each pixel, -1 where none) and ``stellar_mass`` (the
+        stellar mass per pixel on the maps' grid, a `~astropy.nddata.CCDData`
+        in solMass from the WISE 3.4 and 4.6 µm images as the maps saw them,
+        by `~astro_dustml.farinfrared.stellar_mass_map`; None without a
+        distance); each map's ``meta`` the same without ``flags``,
+        ``model_id`` and ``stellar_mass``. `~astro_dustml.farinfrared.predict_fir_maps`,
+        `~astro_dustml.farinfrared.constrain_to_lowres` and
+        `~astro_dustml.training.global_from_pixels` take the stellar mass
+        from there.
 
     Raises
     ------
@@ -323,7 +388,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
     """
     name, region, distance, pixel_scale, resolution = _check_arguments(
         images, galaxy=galaxy, distance=distance, pixel_scale=pixel_scale,
-        resolution=resolution)
+        resolution=resolution, ebv=ebv)
     parsed = _parse_collection(images, bands=bands, units=units)
     _check_reference(parsed)
     dust_model, model_name = _resolve_model(model)
@@ -334,14 +399,13 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
 
     if stars is not None:
         stars = _foreground_stars(selected[REFERENCE_BAND], stars, region=region)
-    with _progress(5, progress) as bar:
+    with _progress(len(_STEPS), progress, steps=_STEPS) as bar:
         staged = _prepare_align_by_band(
             selected, ebv=ebv, region=region, resolution=resolution,
             pixel_scale=pixel_scale, distance=distance, stars=stars, parallel=parallel)
         if staged is not None:
             prepared, aligned, flipped = staged
             unused.update(flipped)
-            bar.update()
         else:
             prepared = _prepare(selected, ebv=ebv, region=region)
             flipped = _sign_flipped(prepared, region)
@@ -349,7 +413,6 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
                 unused.update(flipped)
                 prepared = NDCollection([(b, im) for b, im in prepared.items()
                                          if b not in flipped], meta=prepared.meta)
-            bar.update()
             if stars is not None:
                 prepared, _ = _stars.mask_foreground_stars(prepared, stars, select=False)
             aligned = _align(prepared, resolution=resolution, pixel_scale=pixel_scale,
@@ -367,6 +430,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         used = [b for b in used if b not in uncovered]
         _warn_unused(unused)
         _check_reference_covered(len(table), uncovered)
+        _warn_surface_brightness(aligned[REFERENCE_BAND], y, x)
         prediction, model_id, band_set_models = _predict(
             dust_model, table, model_name=model_name, band_sets=band_sets)
         bar.update()
@@ -378,7 +442,7 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         int(((meta_flags[y, x] & MAP_FLAGS['OUT_OF_DOMAIN']) != 0).sum()), len(y))
     if not any((~m.mask).any() for m in maps.values()):
         raise ValueError(_explain_all_masked(*_valid_counts(table, used, dust_model), used,
-                                             dust_model, ebv))
+                                             dust_model, ebv, table=table))
     aligned_meta = getattr(aligned, 'meta', None) or {}
     meta = _maps_meta(dust_model, model_name, used=used, ignored=ignored, unused=unused,
                       psf_fwhm=table.meta.get('psf_fwhm', aligned_meta.get('psf_fwhm')),
@@ -392,7 +456,29 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         ndd.meta.update(meta)
         members.append((name, ndd))
     return NDCollection(members, aligned_axes='all',
-                        meta=dict(meta, flags=meta_flags, model_id=id_map))
+                        meta=dict(meta, flags=meta_flags, model_id=id_map,
+                                  stellar_mass=_stellar_mass(aligned, wcs, distance,
+                                                             meta['psf_fwhm'])))
+
+
+def _stellar_mass(aligned, wcs, distance, psf_fwhm):
+    """
+    ``maps.meta['stellar_mass']``: M* per pixel on the maps' grid, or None without a distance.
+
+    From the WISE 3.4 (and 4.6) µm images as the chain left them (prepared,
+    star-masked, PSF-matched and on the maps' grid), so that
+    `~astro_dustml.farinfrared.predict_fir_maps`,
+    `~astro_dustml.farinfrared.constrain_to_lowres` and
+    `~astro_dustml.training.global_from_pixels` can use it as it is.
+    """
+    if distance is None:
+        return None
+    wise = {b: aligned[b] for b in (REFERENCE_BAND, 'WISE_4.6') if b in aligned}
+    mass = stellar_mass_map(wise, distance=distance)
+    # exactly the maps' WCS (the grid is the same), and the maps' PSF
+    return CCDData(mass.data, unit=mass.unit, wcs=wcs.deepcopy(), mask=mass.mask,
+                   uncertainty=mass.uncertainty,
+                   meta=dict(mass.meta, psf_fwhm=psf_fwhm))
 
 
 def _check_reference_covered(n_rows, uncovered):
@@ -401,6 +487,31 @@ def _check_reference_covered(n_rows, uncovered):
             'Every pixel is masked: no pixel inside the galaxy region has valid WISE '
             '3.4 µm data (the reference band every prediction needs). Check the '
             'WISE 3.4 µm mask and footprint, the galaxy= region and the star masks.')
+
+
+# Median WISE 3.4 µm surface brightness of the galaxy pixels of a galaxy, in
+# MJy/sr: 1e-4 to 1e3 MJy/sr is 28 to 10 Vega mag/arcsec^2 (a bright nucleus is
+# about 16, the faintest outskirts the training set measured about 24). Colours
+# do not change when every band has the same wrong unit; intensities do.
+_W1_SURFACE_BRIGHTNESS = (1e-4, 1e3)
+
+
+def _warn_surface_brightness(reference, y, x):
+    """Warn when the galaxy's WISE 3.4 µm surface brightness is far outside any galaxy's."""
+    values = np.asarray(reference.data)[y, x]
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return
+    median = float(np.median(values))
+    low, high = _W1_SURFACE_BRIGHTNESS
+    if not low <= median <= high:
+        warnings.warn(
+            f'The galaxy pixels of {REFERENCE_BAND} have a median surface brightness of '
+            f'{median:.3g} {reference.unit}, far outside that of any galaxy in the training '
+            f'set ({low:g} to {high:g} {reference.unit}, 28 to 10 mag/arcsec^2): the units of '
+            'the images are probably wrong (all bands alike, since the colours look '
+            'normal). Check the units (units=, --units, BUNIT); the maps are estimated from '
+            'the colours, which a shared unit error leaves unchanged.', OutOfDomainWarning)
 
 
 def _warn_out_of_domain(ood, n_valid):

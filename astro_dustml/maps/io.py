@@ -44,7 +44,8 @@ from .. import __version__
 from ..imaging.prepare import _parse_galaxy
 from ..model._integrity import _replacing_file
 
-__all__ = ['write_dust_maps', 'read_dust_maps', 'model_sha256', 'MAP_DESCRIPTIONS', 'FLAG_DESCRIPTIONS']
+__all__ = ['write_dust_maps', 'read_dust_maps', 'model_sha256', 'MAP_DESCRIPTIONS',
+           'FLAG_DESCRIPTIONS']
 
 
 _FORMAT = 'astro_dustml dust maps'
@@ -283,6 +284,40 @@ def _map_header(name, ndd, wcs_header, kind):
     return header
 
 
+_STELLAR_MASS = 'stellar_mass'  # maps.meta key of the stellar-mass map (an extension)
+
+
+def _map_hdus(name, ndd, hdus):
+    """Append ``NAME``, ``NAME_ERR``, ``NAME_MASK`` and ``NAME_META`` of one map; its WCS header."""
+    wcs_header = ndd.wcs.to_header(relax=True) if ndd.wcs is not None else fits.Header()
+    hdus.append(fits.ImageHDU(np.asarray(ndd.data), name=name,
+                              header=_map_header(name, ndd, wcs_header, 'value')))
+    if ndd.uncertainty is not None:
+        err = ndd.uncertainty.represent_as(StdDevUncertainty).array
+        hdus.append(fits.ImageHDU(np.asarray(err), name=f'{name}_ERR',
+                                  header=_map_header(name, ndd, wcs_header, 'error')))
+    if ndd.mask is not None:
+        hdus.append(fits.ImageHDU(np.asarray(ndd.mask, dtype=np.uint8),
+                                  name=f'{name}_MASK',
+                                  header=_map_header(name, ndd, wcs_header, 'mask')))
+    hdus.append(_meta_hdu(dict(ndd.meta or {}), f'{name}_META', f'metadata of {name}'))
+    return wcs_header
+
+
+def _read_map(hdul, name):
+    """The CCDData `_map_hdus` wrote as ``name``."""
+    header = hdul[name].header
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', fits.verify.VerifyWarning)
+        wcs = WCS(header)
+    err = (StdDevUncertainty(np.array(hdul[f'{name}_ERR'].data))
+           if f'{name}_ERR' in hdul else None)
+    mask = (np.array(hdul[f'{name}_MASK'].data, dtype=bool)
+            if f'{name}_MASK' in hdul else None)
+    return CCDData(np.array(hdul[name].data), unit=u.Unit(header.get('BUNIT') or ''),
+                   wcs=wcs, uncertainty=err, mask=mask, meta=_read_meta(hdul, f'{name}_META'))
+
+
 def write_dust_maps(maps, path, *, overwrite=False):
     """
     Write dust maps to a self-describing multi-extension FITS file.
@@ -297,8 +332,10 @@ def write_dust_maps(maps, path, *, overwrite=False):
     (1-sigma uncertainty), ``NAME_MASK`` (1 = masked) and ``NAME_META`` (the
     map's metadata as JSON); then ``FLAGS`` (bits of
     `~astro_dustml.maps.MAP_FLAGS`, with the WCS and one ``FLAGn``
-    keyword per bit ``2**n``) and ``META`` (all metadata, including the
-    model card, as JSON). Read back with `read_dust_maps`.
+    keyword per bit ``2**n``), the stellar-mass map of ``maps.meta['stellar_mass']``
+    (``STELLAR_MASS``, ``_ERR``, ``_MASK``, ``_META``) if there is one, and
+    ``META`` (all other metadata, including the model card, as JSON). Read
+    back with `read_dust_maps`.
 
     Parameters
     ----------
@@ -349,19 +386,7 @@ def write_dust_maps(maps, path, *, overwrite=False):
     hdus = [fits.PrimaryHDU(header=_primary_header(names, meta))]
     wcs_header = fits.Header()
     for name in names:
-        ndd = maps[name]
-        wcs_header = ndd.wcs.to_header(relax=True) if ndd.wcs is not None else fits.Header()
-        hdus.append(fits.ImageHDU(np.asarray(ndd.data), name=name,
-                                  header=_map_header(name, ndd, wcs_header, 'value')))
-        if ndd.uncertainty is not None:
-            err = ndd.uncertainty.represent_as(StdDevUncertainty).array
-            hdus.append(fits.ImageHDU(np.asarray(err), name=f'{name}_ERR',
-                                      header=_map_header(name, ndd, wcs_header, 'error')))
-        if ndd.mask is not None:
-            hdus.append(fits.ImageHDU(np.asarray(ndd.mask, dtype=np.uint8),
-                                      name=f'{name}_MASK',
-                                      header=_map_header(name, ndd, wcs_header, 'mask')))
-        hdus.append(_meta_hdu(dict(ndd.meta or {}), f'{name}_META', f'metadata of {name}'))
+        wcs_header = _map_hdus(name, maps[name], hdus)
     if meta.get('flags') is not None:
         # The maps share one grid: the last map's WCS is the flags' WCS
         header = wcs_header.copy()
@@ -378,6 +403,8 @@ def write_dust_maps(maps, path, *, overwrite=False):
         _card(header, 'INHERIT', True, 'the primary header applies')
         hdus.append(fits.ImageHDU(np.asarray(meta['model_id'], dtype=np.int16),
                                   name='MODELID', header=header))
+    if isinstance(meta.get(_STELLAR_MASS), NDData):  # estimate_dust_maps' M* map
+        _map_hdus(_STELLAR_MASS, meta.pop(_STELLAR_MASS), hdus)
     hdus.append(_meta_hdu(meta, 'META', 'metadata of the maps and the model card'))
     with _replacing_file(path, overwrite=overwrite, is_ours=_is_dust_map_file,
                          what='a dust-map file of write_dust_maps') as partial:
@@ -431,23 +458,12 @@ def read_dust_maps(path):
             raise ValueError(f'{path} is not a dust-map file written by '
                              'astro_dustml.write_dust_maps (no CONTENT keyword).')
         names = [n for n in hdul[0].header['MAPS'].split(',') if n]
-        members = []
-        for name in names:
-            header = hdul[name].header
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore', fits.verify.VerifyWarning)
-                wcs = WCS(header)
-            err = (StdDevUncertainty(np.array(hdul[f'{name}_ERR'].data))
-                   if f'{name}_ERR' in hdul else None)
-            mask = (np.array(hdul[f'{name}_MASK'].data, dtype=bool)
-                    if f'{name}_MASK' in hdul else None)
-            members.append((name, CCDData(np.array(hdul[name].data),
-                                          unit=u.Unit(header.get('BUNIT') or ''),
-                                          wcs=wcs, uncertainty=err, mask=mask,
-                                          meta=_read_meta(hdul, f'{name}_META'))))
+        members = [(name, _read_map(hdul, name)) for name in names]
         meta = _read_meta(hdul, 'META')
         if 'FLAGS' in hdul:
             meta['flags'] = np.array(hdul['FLAGS'].data)
         if 'MODELID' in hdul:
             meta['model_id'] = np.array(hdul['MODELID'].data, dtype=np.int16)
+        if _STELLAR_MASS.upper() in hdul:
+            meta[_STELLAR_MASS] = _read_map(hdul, _STELLAR_MASS.upper())
     return NDCollection(members, aligned_axes='all', meta=meta)

@@ -499,12 +499,17 @@ def _run(client, func, items, kwargs, bar, *, unpack=True):
         bar.update()
 
 
+# Bytes per output pixel a mosaic holds in memory (the reference-coverage map
+# and a flag plane; the map planes are memory-mapped files, filled tile by tile)
+_GRID_BYTES = 16
+
+
 def _plan_grid(prepared, *, resolution, pixel_scale, distance):
     """align_images' plan (as estimate_dust_maps asks for it) from the prepared bands' headers."""
     target = {'target': None, 'resolution': None, **_align_target(resolution)}
     _, target_fwhm, fwhms, scale, out_wcs, out_shape = _plan(
         _stand_ins(prepared), **target, distance=distance, pixel_scale=pixel_scale,
-        footprint='union', output_wcs=None, shape_out=None)
+        footprint='union', output_wcs=None, shape_out=None, grid_bytes=_GRID_BYTES)
     for band in prepared:
         fwhm = fwhms[band['band']]
         band['kernel_half'] = 0

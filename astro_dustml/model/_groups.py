@@ -55,7 +55,12 @@ def _target_values(table, target):
     unit = getattr(col, 'unit', None)
     expected = TARGET_UNITS.get(target)
     if expected is not None and unit is not None and unit != u.dimensionless_unscaled:
-        return np.asarray(col.to_value(expected), dtype=float), expected
+        # a Column with a unit (plain Table) as well as a Quantity (QTable)
+        try:
+            return np.asarray(u.Quantity(col).to_value(expected), dtype=float), expected
+        except u.UnitConversionError:
+            raise u.UnitsError(f'target {target!r} is in {unit}; give it in {expected} '
+                               '(or a unit convertible to it).') from None
     if unit is None or unit == u.dimensionless_unscaled:
         unit = expected if expected is not None else u.dimensionless_unscaled
         return np.asarray(col, dtype=float), unit

@@ -41,7 +41,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from astropy.table import QTable
+from astropy.table import QTable, Table
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestRegressor
 
@@ -61,6 +61,16 @@ __all__ = ['DustModel']
 _CORE_FRACTION = 0.97
 # rows per prediction block: a few MB of temporaries per thread
 _BLOCK = 8192
+
+
+def _as_qtable(table, name):
+    """A `~astropy.table.Table` with unit columns as a QTable (Quantity columns), no copy."""
+    if isinstance(table, Table) and not isinstance(table, QTable):
+        return QTable(table, copy=False)
+    if not hasattr(table, 'colnames'):
+        raise TypeError(f'{name} must be an astropy QTable or Table (one row per pixel or '
+                        f'galaxy), not {type(table).__name__}; e.g. QTable.read(path).')
+    return table
 
 
 class DustModel(BaseEstimator):
@@ -312,8 +322,10 @@ class DustModel(BaseEstimator):
 
         Parameters
         ----------
-        table : `~astropy.table.QTable`
-            Training SED table (see `astro_dustml.sed`) with target columns.
+        table : `~astropy.table.QTable` or `~astropy.table.Table`
+            Training SED table (see `astro_dustml.sed`) with target columns;
+            a `~astropy.table.Table` with units (e.g. of ``Table.read`` of a
+            Parquet pixel table) is read as a `~astropy.table.QTable`.
             Rows with a non-finite target are skipped for that target.
         targets : sequence of str, optional
             Target columns.
@@ -328,6 +340,7 @@ class DustModel(BaseEstimator):
         self : `DustModel`
         """
         bands = self._band_names()
+        table = _as_qtable(table, 'table')
         targets = [targets] if isinstance(targets, str) else list(targets)
         groups = _groups_array(table, groups)
         weight = (group_weights(groups) if sample_weight is None
@@ -457,7 +470,7 @@ class DustModel(BaseEstimator):
 
         Parameters
         ----------
-        table : `~astropy.table.QTable`
+        table : `~astropy.table.QTable` or `~astropy.table.Table`
             Pixel or global SED table (see `astro_dustml.sed`) with at least
             the WISE 3.4 micron column and ``pixel_area``.
         warn : bool, optional
@@ -477,6 +490,7 @@ class DustModel(BaseEstimator):
             bands.
         """
         self._check_fitted()
+        table = _as_qtable(table, 'table')
         if block_size is None:
             block_size = _BLOCK
         if (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)

@@ -27,7 +27,8 @@ import numpy as np
 from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from ..sed.flags import FLAG_MASKED, FLAG_MISSING
 
-__all__ = ['make_features', 'feature_names', 'valid_bands', 'NEIGHBOUR_PAIRS', 'SNR_PREFIX', 'SNR_CAP']
+__all__ = ['make_features', 'feature_names', 'valid_bands', 'NEIGHBOUR_PAIRS', 'SNR_PREFIX',
+           'SNR_CAP']
 
 
 _BAD_FLAGS = FLAG_MASKED | FLAG_MISSING

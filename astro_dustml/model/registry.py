@@ -129,7 +129,13 @@ def _urls(name, filename):
         mirrors = [mirrors]
     if not mirrors:
         raise ModelNotAvailableError(
-            'No model mirror is configured: set astro_dustml.conf.model_urls.')
+            f'Model {name!r} is registered for download, but no model mirror is '
+            'configured (astro_dustml.conf.model_urls is empty by default: the bundled '
+            'models need none, and there is no public mirror). Add the base URL of a '
+            "mirror that serves <url><name>/<file>: conf.model_urls = ['https://host/"
+            "models/'] (or conf.set_temp('model_urls', [...]) for a block), or a line "
+            '"model_urls = https://host/models/" in ~/.astropy/config/astro_dustml.cfg; '
+            'or pass the path of a model folder as model=.')
     sources = [m.rstrip('/') + f'/{name}/{filename}' for m in mirrors]
     return sources[0], sources
 

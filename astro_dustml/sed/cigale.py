@@ -30,7 +30,8 @@ from ..bands import BANDS, INPUT_BANDS, get_band
 from .dust_emission import TD_UMIN1, UMIN_POWER
 from .flags import FLAG_MASKED, FLAG_MISSING, _value_flags
 
-__all__ = ['write_cigale_input', 'write_cigale_ini', 'read_cigale_results', 'run_cigale', 'dust_temperature', 'CigaleFiles']
+__all__ = ['write_cigale_input', 'write_cigale_ini', 'read_cigale_results', 'run_cigale',
+           'dust_temperature', 'CigaleFiles']
 
 
 # Td = 18.3 K * Umin**(1/5.79): THEMIS dust heated by the interstellar

@@ -34,7 +34,9 @@ from scipy.special import gamma, zeta
 from ..bands import FIR_BANDS, get_band
 from .filters import band_average, read_filter
 
-__all__ = ['BETA', 'KAPPA_0', 'KAPPA_WAVELENGTH', 'TD_UMIN1', 'UMIN_POWER', 'kappa', 'modified_black_body', 'dust_luminosity', 'colour_correction', 'band_flux', 'mass_weighted_temperature']
+__all__ = ['BETA', 'KAPPA_0', 'KAPPA_WAVELENGTH', 'TD_UMIN1', 'UMIN_POWER', 'kappa',
+           'modified_black_body', 'dust_luminosity', 'colour_correction', 'band_flux',
+           'mass_weighted_temperature']
 
 
 BETA = 1.79

@@ -11,27 +11,34 @@ Uses numpy only.
 
 import numpy as np
 
-__all__ = ['FLAG_MASKED', 'FLAG_MISSING', 'FLAG_NEGATIVE', 'FLAG_LOW_SN', 'FLAG_CATALOGUE', 'FLAG_NAMES', 'decode_flags']
+__all__ = ['FLAG_MASKED', 'FLAG_MISSING', 'FLAG_NEGATIVE', 'FLAG_LOW_SN', 'FLAG_CATALOGUE',
+           'FLAG_NAMES', 'decode_flags']
 
 
 FLAG_MASKED = 1
+"""The pixel is masked in that band (star, artefact, outside coverage)."""
 
 
 FLAG_MISSING = 2
+"""No value: band absent, value not finite, or empty catalogue entry."""
 
 
 FLAG_NEGATIVE = 4
+"""The flux is negative (kept, as a measurement consistent with noise)."""
 
 
 FLAG_LOW_SN = 8
+"""Signal-to-noise ratio below 1."""
 
 
 FLAG_CATALOGUE = 16
+"""The DustPedia catalogue flags the value (its flag string is not empty)."""
 
 
 FLAG_NAMES = {FLAG_MASKED: 'MASKED', FLAG_MISSING: 'MISSING',
               FLAG_NEGATIVE: 'NEGATIVE', FLAG_LOW_SN: 'LOW_SN',
               FLAG_CATALOGUE: 'CATALOGUE'}
+"""Name of every flag bit."""
 
 
 _FLAG_DTYPE = np.int16

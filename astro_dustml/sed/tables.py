@@ -39,24 +39,6 @@ from .flags import _FLAG_DTYPE, FLAG_MASKED, FLAG_MISSING, _value_flags
 __all__ = ['make_pixel_table', 'make_global_row', 'table_to_maps']
 
 
-"""The pixel is masked in that band (star, artefact, outside coverage)."""
-
-
-"""No value: band absent, value not finite, or empty catalogue entry."""
-
-
-"""The flux is negative (kept, as a measurement consistent with noise)."""
-
-
-"""Signal-to-noise ratio below 1."""
-
-
-"""The DustPedia catalogue flags the value (its flag string is not empty)."""
-
-
-"""Name of every flag bit."""
-
-
 def _distance_columns(table, distance):
     """Fill ``distance`` (Mpc) and ``pixel_scale_pc`` from a distance."""
     n = len(table)

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
-from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.nddata import CCDData, NDData, StdDevUncertainty
 
 from astro_dustml import cli
 from astro_dustml.bands import dn_unit
 from astro_dustml.datasets import make_mock_galaxy
 from astro_dustml.maps import estimate_dust_maps
-from astro_dustml.exceptions import AstroDustMLWarning, OutOfDomainWarning
+from astro_dustml.exceptions import AstroDustMLWarning, MemoryLimitError, OutOfDomainWarning
 from astro_dustml.imaging.io import NoCelestialWCSError, _parse_image
 from astro_dustml.imaging import make_collection, read_images
 from astro_dustml.imaging import galaxy_region, prepare_image
@@ -136,6 +136,44 @@ def _cube_hdu():
 
 
 C = SkyCoord(150.0, 2.0, unit='deg')
+
+
+def _scaled_wcs(band, factor):
+    """The mock's images with the CDELT of ``band`` (all bands for None) times ``factor``."""
+    out = {}
+    for name, image in _mock().images.items():
+        wcs = image.wcs.deepcopy()
+        if band is None or name == band:
+            wcs.wcs.cdelt = wcs.wcs.cdelt * factor
+        out[name] = CCDData(image.data, unit=image.unit, wcs=wcs, meta={'band': name})
+    return out
+
+
+def _bad_wcs(key, value):
+    images = _images()
+    image = images['WISE_4.6']
+    wcs = image.wcs.deepcopy()
+    setattr(wcs.wcs, key, value(getattr(wcs.wcs, key)))
+    images['WISE_4.6'] = CCDData(image.data, unit=image.unit, wcs=wcs, meta={'band': 'WISE_4.6'})
+    return images
+
+
+def _centre_mask(shape, half=8):
+    mask = np.zeros(shape, bool)
+    cy, cx = shape[0] // 2, shape[1] // 2
+    mask[cy - half:cy + half, cx - half:cx + half] = True
+    return mask
+
+
+def _w1_ccd(**kwargs):
+    ref = _mock().images['WISE_3.4']
+    return CCDData(np.ones((9, 9)), unit='Jy/pix', wcs=ref.wcs, meta={'band': 'W1'}, **kwargs)
+
+
+def _scaled_all(factor):
+    return {b: CCDData(im.data * factor, unit=im.unit, wcs=im.wcs, meta={'band': b})
+            for b, im in _mock().images.items()}
+
 
 # (id, call taking tmp_path, expected class, words that must all be in the message,
 #  warnings to ignore on the way or a check of the result)
@@ -363,6 +401,81 @@ CASES = [
     ('too few bands for the model: named',
      lambda t: _estimate({b: _mock().images[b] for b in ('WISE_3.4', 'WISE_12')}),
      ValueError, ['at least 3 usable bands', 'core bands', '2MASS_J'], (OutOfDomainWarning,)),
+    # -- issue 22: memory planned before allocating ---------------------------------
+    ('one band with enormous pixels: refused before allocating',
+     lambda t: _estimate(_scaled_wcs('WISE_12', 3000)), MemoryLimitError,
+     ['common grid', 'WISE_12 makes it this large', 'GiB', 'conf.memory_limit', 'CDELT'],
+     None),
+    ('every band with tiny pixels: the PSF-matching kernel refused',
+     lambda t: _estimate(_scaled_wcs(None, 1 / 3000), galaxy=None), MemoryLimitError,
+     ['PSF matching', 'kernel', 'GiB', 'conf.memory_limit', 'CDELT'], None),
+    ('pixel_scale far below the input pixels: refused, not a reproject error',
+     lambda t: _estimate(pixel_scale=0.01 * u.arcsec), MemoryLimitError,
+     ['common grid', '0.01 arcsec', 'larger pixel_scale', 'GiB'], None),
+    ('a broadcast view of a huge array is not materialised',
+     lambda t: _parse_image((np.broadcast_to(1.0, (60000, 60000)),
+                             _mock().images['WISE_3.4'].wcs), band='W1', unit='MJy/sr'),
+     MemoryLimitError, ['WISE_3.4', '60000 x 60000', 'GiB', 'conf.memory_limit'], None),
+    # -- issue 22: masks and uncertainties honoured -----------------------------------
+    ('numpy.ma mask on an (array, wcs) input is kept',
+     lambda t: _parse_image((np.ma.masked_array(np.ones((9, 9)), _centre_mask((9, 9), 2)),
+                             _mock().images['WISE_3.4'].wcs), band='W1', unit='MJy/sr').mask,
+     None, [], lambda mask: mask.sum() == 16 and mask[4, 4]),
+    ('mask of another shape',
+     lambda t: _parse_image(NDData(np.ones((9, 9)), unit='Jy/pix', mask=np.zeros((3, 3), bool),
+                                   wcs=_mock().images['WISE_3.4'].wcs, meta={'band': 'W1'})),
+     ValueError, ['mask of the WISE_3.4', '(3, 3)', '(9, 9)'], None),
+    ('uncertainty in mJy/pix on Jy/pix data is converted',
+     lambda t: _parse_image(_w1_ccd(uncertainty=StdDevUncertainty(np.full((9, 9), 1000.0),
+                                                                  unit='mJy/pix'))),
+     None, [], lambda image: np.allclose(image.uncertainty.array, 1.0)),
+    ('negative uncertainties',
+     lambda t: _parse_image(_w1_ccd(uncertainty=StdDevUncertainty(-np.ones((9, 9))))),
+     ValueError, ['uncertainty of the WISE_3.4', '81 negative', 'never negative'], None),
+    # -- issue 22: meaningless or contradictory input ---------------------------------
+    ('bands= contradicts the FITS BAND keyword',
+     lambda t: read_images([_file(t, 'w1.fits', _hdu(BUNIT='MJy/sr'))], bands=['W3']),
+     AstroDustMLWarning, ['WISE_12', 'contradicts the FITS header', "BAND = 1", 'WISE_3.4'],
+     None),
+    ('complex data', lambda t: _estimate(_images(**{'WISE_4.6': lambda d: d * (1 + 1j)})),
+     TypeError, ['WISE_4.6', 'complex', 'data.real'], None),
+    ('boolean data', lambda t: _estimate(_images(**{'WISE_4.6': lambda d: d > 0})),
+     TypeError, ['WISE_4.6', 'boolean', 'mask'], None),
+    ('mistyped galaxy key', lambda t: _estimate(galaxy=_galaxy(axis_raito=0.5)), ValueError,
+     ["'axis_raito'", "did you mean 'axis_ratio'"], None),
+    ('distance 1e-10 pc', lambda t: _estimate(distance=1e-10 * u.pc), ValueError,
+     ['distance', 'not the distance of a galaxy', 'Magellanic'], None),
+    ('distance 1e5 Gpc', lambda t: _estimate(distance=1e5 * u.Gpc), ValueError,
+     ['distance', 'not the distance of a galaxy'], None),
+    ('all bands scaled by 1e6: intensities out of the training domain',
+     lambda t: _estimate(_scaled_all(1e6)), OutOfDomainWarning,
+     ['WISE_3.4', 'surface brightness', 'far outside', 'units'], None),
+    ('all bands scaled by 1e-6: intensities out of the training domain',
+     lambda t: _estimate(_scaled_all(1e-6)), OutOfDomainWarning,
+     ['WISE_3.4', 'surface brightness', 'far outside', 'units'], None),
+    # -- issue 22: errors that say what is wrong ---------------------------------------
+    ('NaN CRVAL', lambda t: _estimate(_bad_wcs('crval', lambda v: [np.nan, v[1]])),
+     ValueError, ['WISE_4.6', 'non-finite CRVAL'], None),
+    ('NaN CDELT', lambda t: _estimate(_bad_wcs('cdelt', lambda v: [np.nan, v[1]])),
+     ValueError, ['WISE_4.6', 'non-finite CDELT'], None),
+    ('zero CDELT', lambda t: _estimate(_bad_wcs('cdelt', lambda v: [0.0, v[1]])),
+     ValueError, ['WISE_4.6', 'singular pixel matrix'], None),
+    ('1 x N strip image (was an SVD error)',
+     lambda t: prepare_image(CCDData(np.ones((1, 50)), unit='MJy/sr',
+                                     wcs=_mock().images['WISE_3.4'].wcs, meta={'band': 'W1'})),
+     ValueError, ['WISE_3.4', '1 x 50', 'strip'], None),
+    ("galaxy centre '150 2' (no units)",
+     lambda t: _estimate(galaxy=_galaxy(center='150 2')), ValueError,
+     ['galaxy centre', "'150 2'", "'150d 2d'", 'degrees'], None),
+    ("galaxy centre '150d 2d' is read",
+     lambda t: _estimate(galaxy=_galaxy(center='150d 2d')), None, [], _same_maps_as()),
+    ('galaxy centre (150, 2) in degrees is read',
+     lambda t: _estimate(galaxy=_galaxy(center=(150, 2))), None, [], _same_maps_as()),
+    ('galaxy centre as two angle Quantities is read',
+     lambda t: _estimate(galaxy=_galaxy(center=(150 * u.deg, 2 * u.deg))), None, [],
+     _same_maps_as()),
+    ('ebv= an array', lambda t: _estimate(ebv=np.array([0.1, 0.2])), ValueError,
+     ['E(B-V)', 'single number', 'shape (2,)', 'not supported'], None),
 ]
 
 
@@ -509,3 +622,140 @@ def test_partial_coverage_is_per_pixel():
     assert both.sum() > 10
     np.testing.assert_allclose(maps['Td'].data[both], clean['Td'].data[both], atol=0.5)
     assert maps.meta['inputs'] == list(BANDS)
+
+
+# -- issue 22: masks honoured, mirrored images, inputs unchanged, memory planned -----
+
+
+@pytest.mark.parametrize('form', ['CCDData mask', 'numpy.ma mask'])
+def test_user_mask_is_honoured(form):
+    """Garbage under a user mask on WISE 3.4 µm changes nothing but sets MASKED_INPUT."""
+    from astro_dustml.maps import MAP_FLAGS
+
+    image = _mock().images['WISE_3.4']
+    mask = _centre_mask(image.shape, half=10)
+    garbage = np.where(mask, 1e3 * np.nanmax(image.data), image.data)
+    nan = np.where(mask, np.nan, image.data)
+    if form == 'CCDData mask':
+        masked = CCDData(garbage, unit=image.unit, wcs=image.wcs, mask=mask,
+                         meta={'band': 'WISE_3.4'})
+    else:
+        masked = (np.ma.masked_array(garbage, mask), image.wcs)
+    images = dict(_images(), **{'WISE_3.4': masked})
+    reference = dict(_images(), **{'WISE_3.4': CCDData(nan, unit=image.unit, wcs=image.wcs,
+                                                       meta={'band': 'WISE_3.4'})})
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', OutOfDomainWarning)
+        maps = _estimate(images, units={'WISE_3.4': image.unit})
+        expected = _estimate(reference)
+    flags = maps.meta['flags']
+    assert ((flags & MAP_FLAGS['MASKED_INPUT']) != 0).sum() >= 4
+    np.testing.assert_array_equal(flags, expected.meta['flags'])
+    np.testing.assert_allclose(maps['Td'].data, expected['Td'].data, equal_nan=True)
+
+
+def _mirrored(image):
+    """``image`` with its x axis flipped in data and WCS alike (the same sky)."""
+    wcs = image.wcs.deepcopy()
+    wcs.wcs.cdelt[0] *= -1
+    wcs.wcs.crpix[0] = image.shape[1] + 1 - wcs.wcs.crpix[0]
+    return CCDData(image.data[:, ::-1].copy(), unit=image.unit, wcs=wcs,
+                   meta={'band': image.meta['band']})
+
+
+def test_mirrored_images_give_the_same_maps():
+    """Was median Td 21.82 vs 21.66 K on the full mock
+    (reproject_adaptive is not mirror-symmetric)."""
+    mirrored = _estimate({b: _mirrored(im) for b, im in _mock().images.items()})
+    clean = _clean()
+    np.testing.assert_array_equal(mirrored.meta['flags'], clean.meta['flags'])
+    for name in ('sLd', 'sMd', 'Td'):
+        np.testing.assert_allclose(mirrored[name].data, clean[name].data, rtol=1e-9,
+                                   equal_nan=True)
+
+
+def _snapshot(images):
+    return {b: (np.array(im.data, copy=True), im.wcs.to_header_string(),
+                None if im.mask is None else im.mask.copy())
+            for b, im in images.items()}
+
+
+@pytest.mark.parametrize('row', ['NaN CRVAL', 'complex data', 'mistyped galaxy key',
+                                 'all bands scaled by 1e6: intensities out of the training '
+                                 'domain', 'one band with enormous pixels: refused before '
+                                 'allocating'])
+def test_inputs_unchanged(row, tmp_path):
+    """The images given to a failing (or warning) call are not modified."""
+    builders = {
+        'NaN CRVAL': lambda: _bad_wcs('crval', lambda v: [np.nan, v[1]]),
+        'complex data': lambda: _images(**{'WISE_4.6': lambda d: d * (1 + 1j)}),
+        'mistyped galaxy key': _images,
+        'all bands scaled by 1e6: intensities out of the training domain':
+            lambda: _scaled_all(1e6),
+        'one band with enormous pixels: refused before allocating':
+            lambda: _scaled_wcs('WISE_12', 3000)}
+    images = builders[row]()
+    galaxy = _galaxy(axis_raito=0.5) if row == 'mistyped galaxy key' else _galaxy()
+    before = _snapshot(images)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', AstroDustMLWarning)
+        try:
+            _estimate(images, galaxy=galaxy)
+        except (ValueError, TypeError):
+            pass
+    after = _snapshot(images)
+    for band in before:
+        np.testing.assert_array_equal(after[band][0], before[band][0])
+        assert after[band][1] == before[band][1]
+
+
+@pytest.mark.parametrize('call', [
+    lambda: _estimate(_scaled_wcs('WISE_12', 3000)),
+    lambda: _estimate(_scaled_wcs(None, 1 / 3000), galaxy=None),
+    lambda: _estimate(pixel_scale=0.01 * u.arcsec),
+    lambda: _parse_image((np.broadcast_to(1.0, (60000, 60000)),
+                          _mock().images['WISE_3.4'].wcs), band='W1', unit='MJy/sr'),
+], ids=['enormous pixels', 'tiny pixels', 'tiny pixel_scale', 'broadcast view'])
+def test_refused_before_allocating(call):
+    """The planned-size checks refuse before anything near the limit is allocated."""
+    import tracemalloc
+    from astro_dustml import conf
+
+    _mock(), _images()  # the mock itself is not part of the call
+    limit_gib = 0.5
+    with conf.set_temp('memory_limit', limit_gib):
+        tracemalloc.start()
+        try:
+            with pytest.raises(MemoryLimitError, match='GiB'):
+                call()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 0.1 * limit_gib * 2 ** 30, peak
+
+
+def test_memory_limit_is_read_at_call_time():
+    """A call that fits under the default limit is refused under a small one."""
+    from astro_dustml import conf
+
+    with conf.set_temp('memory_limit', 1e-4):
+        with pytest.raises(MemoryLimitError, match='conf.memory_limit'):
+            _estimate()
+
+
+def test_command_line_refuses_a_huge_grid(tmp_path, capsys):
+    """The CLI says what is wrong (no traceback) instead of a MemoryError."""
+    files = []
+    for band, image in _scaled_wcs('WISE_12', 3000).items():
+        header = _mock().images[band].meta['header'].copy()
+        header.update(image.wcs.to_header())
+        path = tmp_path / f'{band}.fits'
+        fits.PrimaryHDU(image.data, header=header).writeto(path)
+        files.append(str(path))
+    code = cli.main(['estimate', *files, *_galaxy_options(), '--distance', '10Mpc',
+                     '--no-progress', '-o', str(tmp_path / 'm.fits')])
+    err = capsys.readouterr().err
+    assert code != 0
+    for word in ('WISE_12', 'GiB', 'memory_limit'):
+        assert word in err, err
+    assert 'Traceback' not in err

@@ -12,8 +12,8 @@ from astro_dustml._moved import MOVED
 
 PACKAGE = Path(astro_dustml.__file__).parent
 # The stages in the order data flows through them (docs/architecture.rst)
-LAYERS = ['_moved', 'bands', 'exceptions', '_checks', 'imaging', 'sed', 'model', 'farinfrared', 'maps',
-          'training', 'datasets', 'visualization', 'cli']
+LAYERS = ['_moved', 'bands', 'exceptions', '_checks', 'imaging', 'sed', 'model', 'farinfrared',
+          'maps', 'training', 'datasets', 'visualization', 'cli']
 
 
 def _modules():

@@ -6,6 +6,7 @@ so the expected legend entries, crop and colour ranges follow from the inputs.
 """
 
 import hashlib
+import warnings
 import json
 from pathlib import Path
 
@@ -67,6 +68,12 @@ def _map_axes(fig):
     return [ax for ax in fig.axes if hasattr(ax, 'coords') and ax.images]
 
 
+def _offset(ax, wcs):
+    """Pixel (x, y) of the full map grid at the first pixel of a panel's cut."""
+    x, y = wcs.world_to_pixel(ax.wcs.pixel_to_world(0, 0))
+    return int(round(float(x))), int(round(float(y)))
+
+
 def test_ellipse_legend_title_crop(maps):
     fig = plot_dust_maps(maps)
     axes = _map_axes(fig)
@@ -76,10 +83,15 @@ def test_ellipse_legend_title_crop(maps):
         assert len(ellipses) == 1
         # 20 arcsec semi-major axis on 2 arcsec pixels: 20 pixels across
         assert ellipses[0].width == pytest.approx(20, rel=1e-3)
-        assert ellipses[0].center == pytest.approx((29.5, 29.5), abs=1e-3)
-        # Cropped to the ellipse (pixels 19.5..39.5) plus a 10 % margin
-        x0, x1 = ax.get_xlim()
-        assert 16 < x0 < 19.5 and 39.5 < x1 < 43
+        centre = ax.wcs.pixel_to_world(*ellipses[0].center)
+        assert centre.ra.deg == pytest.approx(150, abs=1e-6)
+        assert centre.dec.deg == pytest.approx(2, abs=1e-6)
+        # Cut to the ellipse (pixels 19.5..39.5 of the map) plus a 10 % margin
+        x0, y0 = _offset(ax, maps['sLd'].wcs)
+        ny, nx = ax.images[0].get_array().shape
+        # (pixel edges: the cut's first pixel spans x0 - 0.5 .. x0 + 0.5)
+        assert 16 < x0 - 0.5 < 19.5 and 39.5 < x0 + nx - 0.5 < 43
+        assert 16 < y0 - 0.5 < 19.5 and 39.5 < y0 + ny - 0.5 < 43
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert labels[0] == 'galaxy ellipse'
     assert 'outside the galaxy' in labels
@@ -94,16 +106,18 @@ def test_outside_and_out_of_domain_drawn_differently(maps):
     fig = plot_dust_maps(maps)
     ax = _map_axes(fig)[0]
     values, overlay = ax.images
-    flags = maps.meta['flags']
+    x0, y0 = _offset(ax, maps['sLd'].wcs)
+    ny, nx = values.get_array().shape
+    flags = maps.meta['flags'][y0:y0 + ny, x0:x0 + nx]
     # The maps themselves are blank where flagged...
     assert np.all(np.isnan(values.get_array()[flags != 0].filled(np.nan)))
     # ...and the overlay gives outside and out-of-domain pixels two different colours
     rgba = overlay.to_rgba(overlay.get_array())
     outside = rgba[0, 0]
-    ood = rgba[29, 25]
+    ood = rgba[29 - y0, 25 - x0]
     assert outside[3] == 1 and ood[3] == 1
     assert not np.allclose(outside[:3], ood[:3])
-    assert rgba[30, 30, 3] == 0  # valid pixels are not covered
+    assert rgba[30 - y0, 30 - x0, 3] == 0  # valid pixels are not covered
 
 
 def test_robust_colour_limits(maps):
@@ -125,11 +139,11 @@ def test_context_panel_and_rgb(maps):
                    meta={'band': 'WISE_3.4'})
     fig = plot_dust_maps(maps, context=image)
     context_ax = fig.axes[0]
+    grey = context_ax.images[0].get_array().shape
     assert context_ax.get_title() == 'WISE_3.4'
     ellipse = [p for p in context_ax.patches if isinstance(p, Ellipse)][0]
     assert ellipse.width == pytest.approx(40, rel=1e-3)  # 40 pixels of 1 arcsec
-    labels = [t.get_text() for ax in fig.axes if ax.get_legend()
-              for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert 'galaxy ellipse' in labels
     # Without a galaxy name in the meta, the title takes the context's OBJECT
     nameless = NDCollection([(n, maps[n]) for n in maps.keys()], aligned_axes='all',
@@ -138,7 +152,8 @@ def test_context_panel_and_rgb(maps):
     fig = plot_dust_maps(nameless, context=image)
     assert fig._suptitle.get_text().startswith('NGC 4242')
     fig = plot_dust_maps(maps, context=[image, image, image])
-    assert fig.axes[0].images[0].get_array().shape == (120, 120, 3)
+    assert fig.axes[0].images[0].get_array().shape == (*grey, 3)
+    assert grey[0] < 120  # cut to the galaxy on the context's own grid
     small = NDData(np.ones((5, 5)), wcs=_wcs())
     with pytest.raises(ValueError, match='share one pixel grid'):
         plot_dust_maps(maps, context=[image, image, small])
@@ -221,3 +236,72 @@ def test_plot_shows_which_model_predicted_each_pixel():
     assert len(plot_dust_maps(single).axes) == 12
     with pytest.raises(ValueError, match='model_id'):
         plot_dust_maps(dict(members), show_models=True)
+
+
+def _panel_boxes(fig):
+    """Window boxes of each panel with its colour bar, the legend and the title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    groups = []
+    for ax in fig.axes:
+        box = ax.get_tightbbox(renderer)
+        if ax.get_label() == '<colorbar>':
+            groups[-1].append(box)  # drawn right after the panel it belongs to
+        else:
+            groups.append([box])
+    others = [[artist.get_window_extent(renderer)] for artist in [*fig.legends, fig._suptitle]]
+    return groups + others
+
+
+def _overlapping(groups):
+    """Pairs of groups whose boxes overlap by more than a pixel each way."""
+    out = []
+    for i, a in enumerate(groups):
+        for j in range(i + 1, len(groups)):
+            for box_a in a:
+                for box_b in groups[j]:
+                    dx = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
+                    dy = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+                    if dx > 1 and dy > 1:
+                        out.append((i, j, dx, dy))
+    return out
+
+
+@pytest.mark.parametrize('shape, crpix, axis_ratio, angle, context', [
+    ((60, 60), (30.5, 30.5), 1.0, 0, False),       # round galaxy (--axis-ratio left at 1)
+    ((60, 60), (30.5, 30.5), 1.0, 0, True),
+    ((132, 157), (149.2, -116.7), 0.8, 0, True),   # a small crop of a large grid, far CRPIX
+    ((80, 40), (20.5, 40.5), 0.3, 0, True),        # tall and narrow
+    ((40, 120), (60.5, 20.5), 0.2, 90, False),     # wide and flat
+])
+def test_layout_holds_for_any_crop(shape, crpix, axis_ratio, angle, context):
+    from astropy.coordinates import SkyCoord
+    from matplotlib.figure import Figure
+    wcs = _wcs(crpix)
+    rng = np.random.default_rng(0)
+    maps = {name: CCDData(value + rng.normal(0, 0.1, shape), unit=unit, wcs=wcs,
+                          uncertainty=StdDevUncertainty(np.full(shape, 0.1)))
+            for name, value, unit in [('sLd', 0.5, u.dex), ('sMd', -2.5, u.dex),
+                                      ('Td', 22., u.K)]}
+    # the galaxy fills a third of the smaller side, at the grid's centre
+    centre = wcs.pixel_to_world((shape[1] - 1) / 2, (shape[0] - 1) / 2)
+    semimajor = max(shape) / 3 * CDELT * 3600 * u.arcsec
+    galaxy = {'name': 'NGC 9999', 'center': SkyCoord(centre), 'semimajor': semimajor,
+              'axis_ratio': axis_ratio, 'position_angle': angle * u.deg}
+    kwargs = {'galaxy': galaxy}
+    if context:
+        kwargs['context'] = CCDData(rng.random(shape), unit='MJy/sr', wcs=wcs,
+                                    meta={'band': 'WISE_3.4'})
+    # pyplot's own figure and a bare Figure (as save_dust_maps_figure uses) alike
+    for fig in (None, Figure()):
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')  # e.g. "constrained_layout not applied"
+            fig = plot_dust_maps(maps, fig=fig, **kwargs)
+            groups = _panel_boxes(fig)
+        assert len(groups) == 6 + context + 2
+        assert not _overlapping(groups)
+        if fig.canvas.manager is not None:
+            import matplotlib.pyplot as plt
+            plt.close(fig)

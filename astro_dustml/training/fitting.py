@@ -17,7 +17,8 @@ from ..bands import INPUT_BANDS
 from ..model import DustModel, group_weights
 from .truth import TARGETS
 
-__all__ = ['pixel_weights', 'fit_resolved', 'cross_validate_resolved', 'evaluate_resolved', 'scale_metrics']
+__all__ = ['pixel_weights', 'fit_resolved', 'cross_validate_resolved', 'evaluate_resolved',
+           'scale_metrics']
 
 
 # ---------------------------------------------------------------- training

@@ -39,7 +39,8 @@ from .truth import _TARGET_UNITS, TARGETS, MapTruth
 
 _PACS = ('PACS_70', 'PACS_100', 'PACS_160')
 
-__all__ = ['Scale', 'SCALES', 'ANGULAR_SCALES', 'PHYSICAL_SCALES', 'TrainingGalaxy', 'read_galaxy_list']
+__all__ = ['Scale', 'SCALES', 'ANGULAR_SCALES', 'PHYSICAL_SCALES', 'TrainingGalaxy',
+           'read_galaxy_list']
 
 
 @dataclass(frozen=True)
@@ -112,14 +113,17 @@ ANGULAR_SCALES = {
                       25 * u.arcsec),
     '18arcsec': Scale('18arcsec', 18 * u.arcsec, _PACS + ('SPIRE_250',), 18 * u.arcsec),
 }
+"""The far-infrared-limited angular scales of Sect. 2.2 of the paper."""
 
 
 PHYSICAL_SCALES = {label: Scale(label, _scale_quantity(q), (), 18 * u.arcsec)
                    for label, q in (('150pc', '150 pc'), ('400pc', '400 pc'),
                                     ('1kpc', '1 kpc'), ('3kpc', '3 kpc'))}
+"""The physical scales of Sect. 2.2; reachable where they are at least 18 arcsec."""
 
 
 SCALES = {**ANGULAR_SCALES, **PHYSICAL_SCALES}
+"""All scales of the paper by label."""
 
 
 def _as_scale(spec):

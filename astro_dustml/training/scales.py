@@ -20,6 +20,7 @@ the ``plot_*`` functions draw them on a new `~matplotlib.figure.Figure`.
 
 import astropy.units as u
 import numpy as np
+from astropy.nddata import NDData
 from astropy.table import QTable
 
 from ..sed.dust_emission import mass_weighted_temperature
@@ -27,7 +28,8 @@ from .fitting import pixel_weights, scale_metrics
 from .truth import TARGETS
 from .validation import _new_axes
 
-__all__ = ['shared_galaxies', 'rmse_per_scale', 'scatter_decomposition', 'scale_lie_experiment', 'global_from_pixels', 'compare_global', 'plot_rmse_per_scale', 'plot_scale_lie']
+__all__ = ['shared_galaxies', 'rmse_per_scale', 'scatter_decomposition', 'scale_lie_experiment',
+           'global_from_pixels', 'compare_global', 'plot_rmse_per_scale', 'plot_scale_lie']
 
 
 def _scales_in(table, scales):
@@ -107,6 +109,57 @@ def rmse_per_scale(predictions, targets=TARGETS, *, scales=None, shared=True,
     table.meta['galaxies'] = galaxies if galaxies is not None else sorted(
         set(np.asarray(predictions['galaxy'][keep]).tolist()))
     return table
+
+
+def _sample_map(image, table):
+    """Values (Msun) of a stellar-mass map at the table's ``x``, ``y`` pixels."""
+    missing = [c for c in ('x', 'y') if c not in table.colnames]
+    if missing:
+        raise ValueError('A stellar-mass map needs the x and y pixel columns of the table '
+                         f'(make_pixel_table writes them); {" and ".join(missing)} missing.')
+    unit = u.Unit(image.unit or u.one)
+    if not unit.is_equivalent(u.Msun):
+        raise u.UnitsError(f'The stellar-mass map is in {unit}; give solar masses per pixel.')
+    data = np.array(image.data, dtype=float) * unit.to(u.Msun)
+    if image.mask is not None:
+        data[np.asarray(image.mask, dtype=bool)] = np.nan
+    y, x = np.asarray(table['y'], int), np.asarray(table['x'], int)
+    if len(y) and (y.max() >= data.shape[0] or x.max() >= data.shape[1]
+                   or min(y.min(), x.min()) < 0):
+        raise ValueError(f'The table has pixels outside the stellar-mass map {data.shape}: '
+                         'give the map of the grid the table was made on.')
+    return data[y, x] * u.Msun
+
+
+def _maps_as_rows(maps, predictions, stellar_mass, targets):
+    """``(table, predictions, stellar_mass)`` of the pixels of estimate_dust_maps' maps."""
+    if predictions is not None:
+        raise TypeError('With maps, leave predictions out: the maps are the predictions.')
+    names = [t for t in targets if t in maps]
+    if not names:
+        raise ValueError(f'The maps hold none of {", ".join(targets)}.')
+    meta = getattr(maps, 'meta', None) or {}
+    if not isinstance(stellar_mass, NDData):
+        stellar_mass = meta.get('stellar_mass')
+        if stellar_mass is None:
+            raise ValueError("The maps carry no meta['stellar_mass'] (estimate_dust_maps "
+                             'makes it when given a distance=); give stellar_mass= as a map '
+                             'on their grid.')
+    good = np.ones(np.shape(maps[names[0]].data), bool)
+    for name in names:
+        good &= np.isfinite(np.asarray(maps[name].data, float))
+        if maps[name].mask is not None:
+            good &= ~np.asarray(maps[name].mask, dtype=bool)
+    y, x = np.nonzero(good)
+    galaxy = meta.get('galaxy')
+    galaxy = galaxy.get('name') if isinstance(galaxy, dict) else galaxy
+    fwhm = meta.get('psf_fwhm')
+    scale = 'maps' if fwhm is None else f'{u.Quantity(fwhm, u.arcsec).value:g}arcsec'
+    table = QTable({'galaxy': [str(galaxy or 'galaxy')] * len(y), 'scale': [scale] * len(y),
+                    'x': x, 'y': y})
+    predictions = QTable({name: np.asarray(maps[name].data, float)[y, x]
+                          * u.Unit(maps[name].unit or u.one) for name in names})
+    return table, predictions, stellar_mass
 
 
 def _plain(column):
@@ -248,7 +301,8 @@ def scale_lie_experiment(model, table, targets=None, *, factors=(0.25, 0.5, 1, 2
     return QTable(rows=rows, names=['scale', 'factor', 'target', 'shift', 'rmse'])
 
 
-def global_from_pixels(table, predictions, *, stellar_mass='stellar_mass', targets=TARGETS):
+def global_from_pixels(table, predictions=None, *, stellar_mass='stellar_mass',
+                       targets=TARGETS):
     """
     Global dust properties of each galaxy, summed from its pixels.
 
@@ -265,14 +319,19 @@ def global_from_pixels(table, predictions, *, stellar_mass='stellar_mass', targe
 
     Parameters
     ----------
-    table : `~astropy.table.QTable`
-        Pixel table with ``galaxy`` and ``scale``.
-    predictions : `~astropy.table.QTable`
+    table : `~astropy.table.QTable` or `~ndcube.NDCollection`
+        Pixel table with ``galaxy`` and ``scale``; or the maps of
+        `~astro_dustml.maps.estimate_dust_maps` (then without
+        ``predictions``: the pixels where every map has a value, with the
+        stellar mass of ``maps.meta['stellar_mass']``, one row named after
+        the galaxy at the maps' resolution).
+    predictions : `~astropy.table.QTable`, optional
         Row-aligned predictions (``sLd``, ``sMd``, ``Td``), e.g. of
-        ``DustModel.predict`` or cross-validation.
-    stellar_mass : str or `~astropy.units.Quantity`, optional
+        ``DustModel.predict`` or cross-validation; needed with a table.
+    stellar_mass : str, `~astropy.units.Quantity` or `~astropy.nddata.NDData`, optional
         Column of ``table`` (or per-row values) with each pixel's stellar
-        mass (solar masses).
+        mass (solar masses), or a stellar-mass map on the grid of the table's
+        ``x``, ``y`` pixels (e.g. ``maps.meta['stellar_mass']``).
     targets : sequence of str, optional
         Which of ``sLd``, ``sMd``, ``Td`` to aggregate.
 
@@ -294,6 +353,14 @@ def global_from_pixels(table, predictions, *, stellar_mass='stellar_mass', targe
     >>> float(g['Mdust'][0].value), round(float(g['Td'][0].value), 2)
     (31000000.0, 20.94)
     """
+    if not hasattr(table, 'colnames'):  # the maps of estimate_dust_maps
+        table, predictions, stellar_mass = _maps_as_rows(table, predictions, stellar_mass,
+                                                         targets)
+    if predictions is None:
+        raise TypeError('global_from_pixels needs predictions= with a pixel table (or give '
+                        'the maps of estimate_dust_maps alone).')
+    if isinstance(stellar_mass, NDData):
+        stellar_mass = _sample_map(stellar_mass, table)
     if len(predictions) != len(table):
         raise ValueError(f'predictions has {len(predictions)} rows, the table {len(table)}; '
                          'give one prediction per pixel row, in order.')

@@ -36,9 +36,6 @@ from .truth import _TARGET_UNITS, TARGETS, TruthUnavailable, _on_grid, _truth_so
 __all__ = ['build_training_table', 'read_training_table', 'read_training_summary']
 
 
-"""The standard targets: specific dust luminosity and mass (dex), temperature (K)."""
-
-
 _FORMAT = 'astro_dustml pixel table'
 
 
@@ -46,17 +43,6 @@ _MAX_NAME = 80  # characters of a galaxy name (the Parquet schema records the le
 
 
 _SUMMARY_KEY = 'astro_dustml_summary'
-
-
-
-
-"""The far-infrared-limited angular scales of Sect. 2.2 of the paper."""
-
-
-"""The physical scales of Sect. 2.2; reachable where they are at least 18 arcsec."""
-
-
-"""All scales of the paper by label."""
 
 
 # ---------------------------------------------------------------- writing

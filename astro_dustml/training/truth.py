@@ -33,6 +33,7 @@ __all__ = ['MapTruth', 'TruthUnavailable', 'TARGETS']
 
 
 TARGETS = ('sLd', 'sMd', 'Td')
+"""The standard targets: specific dust luminosity and mass (dex), temperature (K)."""
 
 
 _TARGET_UNITS = {'sLd': u.dex, 'sMd': u.dex, 'Td': u.K}

@@ -19,7 +19,8 @@ from sklearn.model_selection import GroupKFold
 
 from ..model import DustModel, _groups_array, _shuffled_groups, _target_values, group_weights
 
-__all__ = ['CrossValidationResult', 'cross_validate', 'regression_metrics', 'plot_true_vs_predicted', 'plot_uncertainty_validation']
+__all__ = ['CrossValidationResult', 'cross_validate', 'regression_metrics',
+           'plot_true_vs_predicted', 'plot_uncertainty_validation']
 
 
 @dataclass

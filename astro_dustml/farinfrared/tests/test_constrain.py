@@ -1,4 +1,7 @@
-"""Tests of astro_dustml.farinfrared.constrain on a mock galaxy whose truth is known at every resolution."""
+"""
+Tests of astro_dustml.farinfrared.constrain on a mock galaxy whose truth is known at
+every resolution.
+"""
 
 import astropy.units as u
 import numpy as np

@@ -1,4 +1,7 @@
-"""Tests of astro_dustml.farinfrared.dust_fit: recovery of injected dust, the catalogue scale, NGC 5584."""
+"""
+Tests of astro_dustml.farinfrared.dust_fit: recovery of injected dust, the catalogue
+scale, NGC 5584.
+"""
 
 import warnings
 
@@ -284,6 +287,7 @@ def test_held_out_galaxies_reach_catalogue(shared_data):
     far-infrared band it has, against the CIGALE catalogue (issue #21).
     """
     import zlib
+
     from astro_dustml.datasets import load_dustpedia_global
     rule = dust_calibration()['provenance']['held_out']
     fir = ['Spitzer_160', *BANDS]

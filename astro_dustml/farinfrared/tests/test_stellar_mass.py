@@ -1,4 +1,7 @@
-"""Tests of astro_dustml.farinfrared.stellar_mass against Cluver et al. (2014) and the DustPedia catalogue."""
+"""
+Tests of astro_dustml.farinfrared.stellar_mass against Cluver et al. (2014) and the
+DustPedia catalogue.
+"""
 
 import astropy.units as u
 import numpy as np

@@ -11,18 +11,18 @@ pytest.importorskip('dask')
 pytest.importorskip('distributed')
 pytest.importorskip('xgboost.dask')
 
-from astro_dustml.model import DustModel
-from astro_dustml.model._forest import _forest_predict
-from astro_dustml.model._linear import _fit_linear
-from astro_dustml.tests._dask_helpers import local_client
-from astro_dustml.tests._mock_training import BANDS, pixel_table
-from astro_dustml.training import (
+from astro_dustml.model import DustModel  # noqa: E402
+from astro_dustml.model._forest import _forest_predict  # noqa: E402
+from astro_dustml.model._linear import _fit_linear  # noqa: E402
+from astro_dustml.tests._dask_helpers import local_client  # noqa: E402
+from astro_dustml.tests._mock_training import BANDS, pixel_table  # noqa: E402
+from astro_dustml.training import (  # noqa: E402
     fit_resolved,
     fit_resolved_dask,
     pixel_weights,
     read_training_table,
 )
-from astro_dustml.training.distributed import _export_xgb_forest, _forest_params
+from astro_dustml.training.distributed import _export_xgb_forest, _forest_params  # noqa: E402
 
 TARGETS = ('sLd', 'Td')
 TRAIN_SEEDS = (11, 12, 13, 14, 15, 16)

@@ -1,4 +1,7 @@
-"""Tests of truth source 3 (astro_dustml.training.fir_truth) against mocks rendered from known maps."""
+"""
+Tests of truth source 3 (astro_dustml.training.fir_truth) against mocks rendered from
+known maps.
+"""
 
 import astropy.units as u
 import numpy as np
