@@ -72,6 +72,8 @@ def _cell(r, t):
 
 def _rst(rows):
     head = ['band set', 'N', 'model'] + [f'{t} [{UNITS[t]}]' for t in TARGETS]
+    skipped = all(r is None for _, _, v, r in rows if v == 'default')
+    rows = [row for row in rows if row[3] is not None]
     body = []
     for name, n, variant, r in rows:
         body.append([f'``{name[len("dustpedia-bands-"):]}``', str(n), variant]
@@ -81,6 +83,9 @@ def _rst(rows):
     line = lambda cells: '  '.join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     out = ['.. This file is written by benchmarks/band_sets.py --rst; do not edit.', '',
            rule, line(head), rule] + [line(b) for b in body] + [rule, '']
+    if skipped:
+        out += ['The ``default`` rows (the default model with the other bands blanked) were '
+                'not run for this table (``--skip-default``).', '']
     return '\n'.join(out)
 
 
