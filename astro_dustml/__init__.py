@@ -44,6 +44,29 @@ class Conf(_config.ConfigNamespace):
     allow_download = _config.ConfigItem(
         True, 'Whether models and data files may be downloaded when they '
         'are not in the astropy cache.')
+    band_sets = _config.ConfigItem(
+        True, 'Predict each pixel with the band-set model of exactly its usable '
+        'bands (False: the single default model, with band dropout, for all).')
+    band_set_min_fraction = _config.ConfigItem(
+        0.05, 'A group of pixels sharing a pattern of usable bands gets the model '
+        'of exactly its bands (trained on demand if need be) when it holds at '
+        "least this fraction of the galaxy's pixels and band_set_min_pixels "
+        'pixels; smaller groups take the shipped or cached model of the largest '
+        'subset of their bands.')
+    band_set_min_pixels = _config.ConfigItem(
+        20, 'Smallest number of pixels of a pattern of usable bands that gets '
+        'a model of its own (see band_set_min_fraction).')
+    band_set_on_demand = _config.ConfigItem(
+        True, 'Whether a band set without a shipped or cached model is trained '
+        'on demand (from conf.band_set_training_loader) and cached.')
+    band_set_on_demand_cv = _config.ConfigItem(
+        True, 'Whether a band-set model trained on demand during an estimate '
+        'also runs the 4-fold CV of its card (5 fits instead of one: about '
+        '25 s instead of 5 s on two free cores).')
+    band_set_training_loader = _config.ConfigItem(
+        'astro_dustml.datasets:load_dustpedia_global',
+        "'module:function' returning the global training table of on-demand "
+        'band-set models (called with path= and require_targets=True).')
     model_registry = _config.ConfigItem(
         '', 'Path of a JSON file of registered pretrained models (name -> '
         'files, SHA-256, description) used instead of the one shipped in '

@@ -6,6 +6,7 @@ Sub-commands::
     astro-dustml estimate IMAGE.fits ... -o maps.fits [--plot maps.png]
     astro-dustml models list
     astro-dustml models download [NAME ...]
+    astro-dustml models build --bands W1,W2,W3,W4,u,g,r [--data DUSTPEDIA_DIR]
     astro-dustml build-table GALAXIES.ecsv -o pixels.parquet [--scales 18arcsec 1kpc]
     astro-dustml train TABLE --targets sLd sMd Td --groups galaxy -o MODEL_DIR
     astro-dustml example OUTDIR
@@ -183,6 +184,9 @@ def _parser():
                           '--distance')
     est.add_argument('--overwrite', action='store_true', help='replace existing outputs')
     est.add_argument('--no-progress', action='store_true', help='no progress bar')
+    est.add_argument('--no-band-sets', action='store_true',
+                     help='predict every pixel with --model (band dropout) instead of the '
+                          'band-set model of its usable bands (astro_dustml.conf.band_sets)')
 
     models = sub.add_parser('models', help='list or download pretrained models',
                             description='List the pretrained models, or fetch registered '
@@ -195,6 +199,21 @@ def _parser():
                          description='Fetch registered models into the astropy download '
                                      'cache (all of them by default).')
     dl.add_argument('names', nargs='*', metavar='NAME', help='models to fetch')
+    build = msub.add_parser(
+        'build', help='train and cache the band-set model of a set of bands',
+        description='Train the band-set model of exactly these bands on the DustPedia '
+                    'galaxies that have them and keep it in the astropy cache, where '
+                    'estimate uses it for pixels with those bands (a shipped model is '
+                    'only reported).')
+    build.add_argument('--bands', required=True, action='append', metavar='BAND,...',
+                       help='comma-separated bands, WISE_3.4 among them (repeat for '
+                            'several sets)')
+    build.add_argument('--data', metavar='DIR',
+                       help='folder of the DustPedia tables (default '
+                            'astro_dustml.conf.dustpedia_dir, else downloaded)')
+    build.add_argument('--no-cv', action='store_true',
+                       help='skip the 4-fold CV of the card (5x faster)')
+    build.add_argument('--n-jobs', type=int, default=1, help='threads (default 1)')
 
     _build_table_parser(sub)
 
@@ -302,7 +321,8 @@ def _estimate(args):
         maps = estimate_dust_maps(args.images, bands=args.band, model=args.model,
                                   distance=distance, ebv=args.ebv, galaxy=galaxy, stars=stars,
                                   resolution=resolution, pixel_scale=pixel_scale,
-                                  units=units or None, progress=not args.no_progress)
+                                  units=units or None, progress=not args.no_progress,
+                                  band_sets=False if args.no_band_sets else None)
     except NoCelestialWCSError as exc:
         source = getattr(exc, 'source', 'an image')
         raise ValueError(f'{source} has no celestial WCS in its header (CTYPE1/2 RA---/DEC--, '
@@ -369,10 +389,41 @@ def _models(args):
         else:
             print('no models are bundled or registered')
         print(f"default model: {table.meta['default']}")
+    elif args.action == 'build':
+        return _build_models(args)
     else:
         fetched = download_models(args.names or None)
         print('cached: ' + (', '.join(fetched) if fetched else
                             'nothing to download (bundled models need none)'))
+    return 0
+
+
+def _build_models(args):
+    import time
+
+    from .model.band_sets import (_load_training_table, _shipped_folder, band_set_name,
+                                  get_band_set_model)
+    from .maps import model_sha256
+    sets = [[b.strip() for b in text.split(',') if b.strip()] for text in args.bands]
+    names = []
+    for bands in sets:
+        try:
+            names.append(band_set_name(bands))
+        except ValueError as exc:
+            raise _UsageError(f'--bands {",".join(bands)}: {exc}') from None
+    table = None
+    for bands, name in zip(sets, names):
+        start = time.time()
+        if _shipped_folder(name) is None and table is None:
+            table = _load_training_table(args.data)
+        model = get_band_set_model(bands, training_table=table, path=args.data,
+                                   cv=not args.no_cv, n_jobs=args.n_jobs)
+        where = 'shipped with the package' if _shipped_folder(name) else 'cached'
+        cv = (model.card.get('cv_metrics') or {}).get('all') or {}
+        scores = ', '.join(f'{t} RMSE {m["rmse"]:.3f} chi2 {m["chi2"]:.2f}'
+                           for t, m in cv.items())
+        print(f'{name}: {where} ({time.time() - start:.0f} s), SHA-256 '
+              f'{model_sha256(model.card)}' + (f'; CV {scores}' if scores else ''))
     return 0
 
 

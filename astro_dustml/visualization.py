@@ -200,7 +200,8 @@ def _geometry(maps, names, galaxy, crop, margin):
 
 def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
                    context=None, crop=True, margin=0.1, percentile=98., title=None,
-                   cmaps=None, uncertainty_cmap='cividis', show_masked=False):
+                   cmaps=None, uncertainty_cmap='cividis', show_masked=False,
+                   show_models=None):
     """
     Plot dust maps and their uncertainties on WCS axes, ready for a paper.
 
@@ -249,6 +250,11 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
         Colour map of the bottom row.
     show_masked : bool, optional
         Also show the values of masked pixels (no grey overlay).
+    show_models : bool, optional
+        Add a right column with the model that predicted each pixel
+        (``maps.meta['model_id']`` and ``maps.meta['band_set_models']``,
+        band-set routing), its legend below; default: when more than one
+        model predicted pixels.
 
     Returns
     -------
@@ -279,7 +285,8 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
     cmaps = dict(_CMAPS, **(cmaps or {}))
     names, meta, galaxy, region, wcs, classes, box = _geometry(maps, names, galaxy, crop,
                                                                margin)
-    n_cols = len(names) + (context is not None)
+    model_id, models = _model_planes(meta, show_models)
+    n_cols = len(names) + (context is not None) + (model_id is not None)
     size = _figure_size(n_cols, box, context is not None)
     if fig is None:
         fig = plt.figure(figsize=size, layout='constrained')
@@ -327,6 +334,9 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
             colorbar = fig.colorbar(im, ax=ax, shrink=0.9)
             colorbar.set_label(unit)
 
+    if model_id is not None:
+        _plot_model_ids(fig, n_cols, model_id, models, wcs, region, box, narrow)
+
     n_galaxy = max(int(np.count_nonzero(classes != _OUTSIDE)), 1)
     handles = [Patch(facecolor=_CLASSES[c][1], edgecolor='0.5',
                      label=_CLASSES[c][0] if c == _OUTSIDE else
@@ -342,6 +352,40 @@ def plot_dust_maps(maps, *, fig=None, names=('sLd', 'sMd', 'Td'), galaxy=None,
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _model_planes(meta, show_models):
+    """``(model_id, models)`` to draw, or ``(None, None)``."""
+    model_id, models = meta.get('model_id'), meta.get('band_set_models') or []
+    if show_models is None:
+        show_models = model_id is not None and len(models) > 1
+    if not show_models:
+        return None, None
+    if model_id is None:
+        raise ValueError("show_models=True needs maps.meta['model_id'] (as estimate_dust_maps "
+                         'and read_dust_maps give it); these maps have none.')
+    return np.asarray(model_id), models
+
+
+def _plot_model_ids(fig, n_cols, model_id, models, wcs, region, box, narrow):
+    """Right column: the model of each pixel, and a legend of the models."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+    n = max(len(models), int(model_id.max()) + 1, 1)
+    colours = [colormaps['tab10'](i % 10) for i in range(n)]
+    model_id, panel_wcs = _cut(model_id, wcs, box)
+    ax = fig.add_subplot(2, n_cols, n_cols, projection=panel_wcs)
+    ax.imshow(np.where(model_id >= 0, model_id, np.nan).astype(float), origin='lower',
+              cmap=ListedColormap(colours), vmin=-0.5, vmax=n - 0.5, interpolation='nearest')
+    ax.set_title('model per pixel')
+    _decorate(ax, region, panel_wcs, False, narrow)
+    legend = fig.add_subplot(2, n_cols, 2 * n_cols)
+    legend.set_axis_off()
+    handles = [Patch(facecolor=colours[int(m['id'])], edgecolor='0.5',
+                     label=f"{m['id']}: {m['name']} ({m['n_pixels']} px, {m['how']})")
+               for m in models]
+    legend.legend(handles=handles, loc='center', frameon=False, fontsize='small')
 
 
 def _object_name(context):

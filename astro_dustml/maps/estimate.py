@@ -47,11 +47,14 @@ from ..imaging.chain import (
 )
 from ..imaging.io import _parse_collection, _subset
 from ..imaging.prepare import _extinction, _parse_galaxy
+from ..model.band_sets import predict_by_band_set
+from ..model.core import DustModel
 from ..model.features import valid_bands
 from ..model.registry import get_model
 from ..sed.flags import FLAG_MASKED, FLAG_MISSING
 from ..sed.tables import _as_wcs, make_pixel_table
 from .flags import MAP_FLAGS, TARGETS
+from .io import model_sha256
 
 __all__ = ['estimate_dust_maps']
 
@@ -269,7 +272,7 @@ def _pixel_flags(table, bands, shape, covered=None):
 
 def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=None,
                        stars=None, resolution=None, pixel_scale=None, bands=None,
-                       units=None, progress=True, parallel=False):
+                       units=None, progress=True, parallel=False, band_sets=None):
     """
     Estimate resolved dust maps of a galaxy from its UV–MIR images.
 
@@ -317,6 +320,13 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         Threads for PSF matching and alignment (see
         `~astro_dustml.imaging.align_images`): False for one, True for all
         cores, or a number. The maps do not depend on it.
+    band_sets : bool, optional
+        Predict each pixel with the band-set model of exactly its usable
+        bands (`~astro_dustml.model.band_sets.predict_by_band_set`; pixels
+        with every band keep ``model``); False for ``model`` everywhere (band
+        dropout). Default: ``conf.band_sets`` when ``model`` is the default
+        model (``conf.default_model``), else False. Only for a
+        `~astro_dustml.model.DustModel`.
 
     Returns
     -------
@@ -330,12 +340,15 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         (not model inputs), ``unused_bands`` (band -> why it was left out: all zero,
         constant, sign-flipped, or no data inside the galaxy), ``psf_fwhm``,
         ``pixel_scale``, ``distance``, ``ebv``, ``galaxy``,
-        ``out_of_domain_fraction``, ``version`` and ``stellar_mass`` (the
+        ``out_of_domain_fraction``, ``version``, ``band_set_models`` (per
+        model that predicted pixels: ``id``, ``name``, ``sha256``, ``bands``,
+        ``how``, ``patterns``, ``n_pixels``), ``model_id`` (int array: the
+        ``id`` of the model of each pixel, -1 where none) and ``stellar_mass`` (the
         stellar mass per pixel on the maps' grid, a `~astropy.nddata.CCDData`
         in solMass from the WISE 3.4 and 4.6 µm images as the maps saw them,
         by `~astro_dustml.farinfrared.stellar_mass_map`; None without a
-        distance); each map's ``meta`` the same without ``flags`` and
-        ``stellar_mass``. `~astro_dustml.farinfrared.predict_fir_maps`,
+        distance); each map's ``meta`` the same without ``flags``,
+        ``model_id`` and ``stellar_mass``. `~astro_dustml.farinfrared.predict_fir_maps`,
         `~astro_dustml.farinfrared.constrain_to_lowres` and
         `~astro_dustml.training.global_from_pixels` take the stellar mass
         from there.
@@ -418,7 +431,8 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         _warn_unused(unused)
         _check_reference_covered(len(table), uncovered)
         _warn_surface_brightness(aligned[REFERENCE_BAND], y, x)
-        prediction = _predict(dust_model, table)
+        prediction, model_id, band_set_models = _predict(
+            dust_model, table, model_name=model_name, band_sets=band_sets)
         bar.update()
         maps, meta_flags = _make_maps(prediction, flags, y, x, wcs, shape)
         bar.update()
@@ -434,12 +448,15 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
                       psf_fwhm=table.meta.get('psf_fwhm', aligned_meta.get('psf_fwhm')),
                       pixel_scale=aligned_meta.get('pixel_scale'), distance=distance,
                       ebv=ebv, galaxy=galaxy, fraction=fraction)
+    meta['band_set_models'] = band_set_models
+    id_map = np.full(shape, -1, np.int16)
+    id_map[y, x] = model_id
     members = []
     for name, ndd in maps.items():
         ndd.meta.update(meta)
         members.append((name, ndd))
     return NDCollection(members, aligned_axes='all',
-                        meta=dict(meta, flags=meta_flags,
+                        meta=dict(meta, flags=meta_flags, model_id=id_map,
                                   stellar_mass=_stellar_mass(aligned, wcs, distance,
                                                              meta['psf_fwhm'])))
 
@@ -534,17 +551,38 @@ def _map_mask(flags):
     return (flags & ~MAP_FLAGS['MISSING_INPUT']) != 0
 
 
-def _predict(model, table):
-    """``model.predict(table)`` as a QTable aligned with the pixel table rows."""
+def _predict(model, table, *, model_name=None, band_sets=None):
+    """
+    The prediction of every pixel-table row, the model id of each, and the models.
+
+    With band sets (`~astro_dustml.model.band_sets.predict_by_band_set`) each
+    pattern of usable bands has its model; else ``model.predict(table)``.
+    """
+    if band_sets is None:
+        # the band-set models are trained like the default model: another
+        # model (e.g. on pcigale fluxes) keeps its own predictions unless asked
+        band_sets = conf.band_sets and model_name == conf.default_model
+    routed = band_sets and isinstance(model, DustModel)
     with warnings.catch_warnings():
         # estimate_dust_maps issues its own warning, with the fraction of pixels
         warnings.simplefilter('ignore', OutOfDomainWarning)
-        prediction = model.predict(table)
+        if routed:
+            prediction, model_id, models = predict_by_band_set(
+                model, table, default_name=model_name, n_jobs=getattr(model, 'n_jobs', 1))
+        else:
+            prediction = model.predict(table)
+            card = dict(getattr(model, 'card', None) or {})
+            model_id = np.zeros(len(table), np.int16)
+            models = [{'id': 0, 'name': model_name, 'bands': list(_model_bands(model)),
+                       'card': card, 'how': 'default', 'patterns': [],
+                       'n_pixels': int(len(table))}]
     if len(prediction) != len(table):
         raise RuntimeError(f'The model returned {len(prediction)} predictions for '
                            f'{len(table)} pixels; its predict() must return one row per '
                            'table row, as DustModel.predict does.')
-    return prediction
+    for entry in models:
+        entry['sha256'] = model_sha256(entry.pop('card'))
+    return prediction, model_id, models
 
 
 def _make_maps(prediction, flags, y, x, wcs, shape):

@@ -18,6 +18,9 @@ Extensions, in order:
 ``NAME_META``           the map's ``meta`` as JSON (one-row table)
 ``FLAGS``               why a pixel is masked (int16 bits), WCS; the bits
                         as ``FLAGn`` keywords
+``MODELID``             which model predicted each pixel (int16; -1:
+                        none): the ``MODNi`` (name), ``MODSHAi``
+                        (SHA-256), ``MODPIXi``, ``MODHOWi`` of PRIMARY
 ``META``                the collection's ``meta`` as JSON, incl. the
                         full model card
 ======================  ===============================================
@@ -134,7 +137,8 @@ def _from_json(value):
 
 
 def _meta_hdu(meta, name, what):
-    text = json.dumps(_to_json({k: v for k, v in meta.items() if k != 'flags'}))
+    text = json.dumps(_to_json({k: v for k, v in meta.items()
+                                if k not in ('flags', 'model_id')}))
     hdu = fits.BinTableHDU(Table({'json': [text]}), name=name)
     _card(hdu.header, 'DESCRIP', f'{what} as JSON (read_dust_maps)', 'what this HDU holds')
     return hdu
@@ -211,6 +215,16 @@ def _model_cards(header, meta):
                            'lists the SHA-256 of every model file')
     trained = (card.get('versions') or {}).get('astro_dustml')
     _set(header, 'MODELVER', trained, 'astro_dustml version that trained the model')
+    models = meta.get('band_set_models') or []
+    if models:
+        _card(header, 'NMODELS', len(models), 'models that predicted pixels (MODELID)')
+    for entry in models:
+        i = int(entry['id'])
+        _set(header, f'MODN{i}', entry.get('name'), f'model of MODELID = {i}')
+        _set(header, f'MODPIX{i}', entry.get('n_pixels'), f'pixels predicted by model {i}')
+        _set(header, f'MODHOW{i}', entry.get('how'), f'how model {i} was chosen')
+        if entry.get('sha256'):
+            header[f'MODSHA{i}'] = entry['sha256']
 
 
 def _input_cards(header, meta):
@@ -382,6 +396,13 @@ def write_dust_maps(maps, path, *, overwrite=False):
         _card(header, 'INHERIT', True, 'the primary header applies')
         hdus.append(fits.ImageHDU(np.asarray(meta['flags'], dtype=np.int16), name='FLAGS',
                                   header=header))
+    if meta.get('model_id') is not None:
+        header = wcs_header.copy()
+        _card(header, 'DESCRIP', 'model of each pixel (MODNi in PRIMARY), -1: none',
+              'what this HDU holds')
+        _card(header, 'INHERIT', True, 'the primary header applies')
+        hdus.append(fits.ImageHDU(np.asarray(meta['model_id'], dtype=np.int16),
+                                  name='MODELID', header=header))
     if isinstance(meta.get(_STELLAR_MASS), NDData):  # estimate_dust_maps' M* map
         _map_hdus(_STELLAR_MASS, meta.pop(_STELLAR_MASS), hdus)
     hdus.append(_meta_hdu(meta, 'META', 'metadata of the maps and the model card'))
@@ -441,6 +462,8 @@ def read_dust_maps(path):
         meta = _read_meta(hdul, 'META')
         if 'FLAGS' in hdul:
             meta['flags'] = np.array(hdul['FLAGS'].data)
+        if 'MODELID' in hdul:
+            meta['model_id'] = np.array(hdul['MODELID'].data, dtype=np.int16)
         if _STELLAR_MASS.upper() in hdul:
             meta[_STELLAR_MASS] = _read_map(hdul, _STELLAR_MASS.upper())
     return NDCollection(members, aligned_axes='all', meta=meta)

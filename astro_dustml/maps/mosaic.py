@@ -265,7 +265,8 @@ def _reference_tile(box, bands, plan):
     return box, _usable(members[0][1])
 
 
-def _tile(box, bands, plan, *, model, region, name, distance):
+def _tile(box, bands, plan, *, model, region, name, distance, model_name=None,
+          band_sets=None):
     """One tile of the maps: cutouts -> matched and reprojected -> pixel table -> prediction."""
     members, wcs, shape = _aligned_tile(box, bands, plan)
     target_fwhm, scale = plan.target_fwhm * u.arcsec, plan.scale * u.arcsec
@@ -278,13 +279,17 @@ def _tile(box, bands, plan, *, model, region, name, distance):
     # coverage of the whole prepared bands (their headers), as estimate_dust_maps sees it
     flags, y, x = _pixel_flags(table, used, shape, _coverage(_stand_ins(bands), wcs, shape))
     out = dict(box=box, flags=flags, n_rows=len(table), n_ood=0,
-               uncovered=_uncovered_bands(table, used), counts=None)
+               uncovered=_uncovered_bands(table, used), counts=None,
+               model_id=np.full(shape, -1, np.int16), models=[])
     if len(table) == 0:
         for target in TARGETS:
             out[target] = (np.full(shape, np.nan), np.full(shape, np.nan))
         return out
     out['counts'] = _valid_counts(table, used, model)
-    maps, flags = _make_maps(_predict(model, table), flags, y, x, wcs, shape)
+    prediction, model_id, out['models'] = _predict(model, table, model_name=model_name,
+                                                   band_sets=band_sets)
+    out['model_id'][y, x] = model_id
+    maps, flags = _make_maps(prediction, flags, y, x, wcs, shape)
     out['flags'] = flags
     out['n_ood'] = int(((flags[y, x] & MAP_FLAGS['OUT_OF_DOMAIN']) != 0).sum())
     for target, ndd in maps.items():
@@ -308,7 +313,7 @@ def _tiles(shape, tile_shape):
 def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_dir=None,
                     model=None, distance=None, ebv=None, galaxy=None, stars=None,
                     resolution=None, pixel_scale=None, bands=None, units=None,
-                    overwrite=False, progress=True):
+                    overwrite=False, progress=True, band_sets=None):
     """
     `~astro_dustml.maps.estimate_dust_maps` on a mosaic, tile by tile.
 
@@ -341,6 +346,12 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
         As in `~astro_dustml.maps.estimate_dust_maps`; the star apertures
         are fitted here, band after band (a chain: each band starts from its
         neighbour's fit), not on the workers.
+    band_sets : bool, optional
+        As in `~astro_dustml.maps.estimate_dust_maps`, tile by tile: a
+        pattern of usable bands gets its own model when it holds enough of
+        the tile's pixels (``conf.band_set_min_fraction``,
+        ``conf.band_set_min_pixels``); the ``MODELID`` plane numbers the
+        models over the whole mosaic.
     overwrite : bool, optional
         Replace an existing output file.
     progress : bool, optional
@@ -422,9 +433,11 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
         uncovered = None
         counts = dict.fromkeys(used, 0)
         task = dict(bands=prepared, plan=plan, model=dust_model, region=region, name=name,
-                    distance=distance)
+                    distance=distance, model_name=model_name, band_sets=band_sets)
+        models = {}  # name -> the provenance entry, ids over the whole mosaic
         with _progress(len(tiles), progress) as bar:
             for result in _run(client, _tile, tiles, task, bar, unpack=False):
+                _merge_models(models, result)
                 _write_tile(planes, result)
                 n_ood += result['n_ood']
                 if result['n_rows']:
@@ -450,13 +463,15 @@ def estimate_mosaic(images, output, *, tile_shape=(128, 128), client=None, work_
                           psf_fwhm=plan.target_fwhm * u.arcsec,
                           pixel_scale=plan.scale * u.arcsec, distance=distance, ebv=ebv,
                           galaxy=galaxy, fraction=fraction)
+        meta['band_set_models'] = list(models.values())
         # the package's own writer, reading one memory-mapped plane at a time
         maps = [(target, CCDData(planes[target], unit=unit, wcs=plan.wcs.deepcopy(),
                                  uncertainty=StdDevUncertainty(planes[f'{target}_err']),
                                  mask=mask, meta=dict(meta, quantity=target)))
                 for target, unit in TARGETS.items()]
         write_dust_maps(NDCollection(maps, aligned_axes='all',
-                                     meta=dict(meta, flags=planes['flags'])),
+                                     meta=dict(meta, flags=planes['flags'],
+                                               model_id=planes['model_id'])),
                         output, overwrite=overwrite)
         del maps, mask, planes
     finally:
@@ -510,8 +525,10 @@ def _plan_grid(prepared, *, resolution, pixel_scale, distance):
 
 def _planes(folder, shape):
     """Memory-mapped output planes in the scratch folder, filled tile by tile."""
-    planes = {'flags': np.lib.format.open_memmap(os.path.join(folder, 'flags.npy'), 'w+',
-                                                 np.int16, shape)}
+    planes = {key: np.lib.format.open_memmap(os.path.join(folder, f'{key}.npy'), 'w+',
+                                             np.int16, shape)
+              for key in ('flags', 'model_id')}
+    planes['model_id'][:] = -1
     for target in TARGETS:
         for key in (target, f'{target}_err'):
             planes[key] = np.lib.format.open_memmap(os.path.join(folder, f'{key}.npy'),
@@ -519,8 +536,25 @@ def _planes(folder, shape):
     return planes
 
 
+def _merge_models(models, result):
+    """Renumber a tile's model ids into the mosaic's (one id per model name)."""
+    ids = result['model_id']
+    new = ids.copy()
+    for entry in result['models']:
+        if entry['name'] not in models:
+            models[entry['name']] = dict(entry, id=len(models), n_pixels=0, patterns=[])
+        merged = models[entry['name']]
+        merged['n_pixels'] += entry['n_pixels']
+        merged['patterns'] += [p for p in entry['patterns'] if p not in merged['patterns']]
+        if entry['how'] not in merged['how'].split('+'):
+            merged['how'] = '+'.join(sorted(merged['how'].split('+') + [entry['how']]))
+        new[ids == entry['id']] = merged['id']
+    result['model_id'] = new
+
+
 def _write_tile(planes, result):
     y0, y1, x0, x1 = result['box']
     planes['flags'][y0:y1, x0:x1] = result['flags']
+    planes['model_id'][y0:y1, x0:x1] = result['model_id']
     for target in TARGETS:
         planes[target][y0:y1, x0:x1], planes[f'{target}_err'][y0:y1, x0:x1] = result[target]

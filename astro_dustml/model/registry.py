@@ -254,7 +254,12 @@ def download_models(names=None, *, registry=None):
     ----------
     names : str or sequence of str, optional
         Models to fetch; default: every registered model. Bundled models
-        need no download and are skipped.
+        need no download and are skipped. A band-set name that is neither
+        bundled nor registered (``'dustpedia-bands-...'``,
+        `~astro_dustml.model.band_sets.band_set_name`) is trained from the
+        DustPedia table and cached
+        (`~astro_dustml.model.band_sets.get_band_set_model`), like
+        ``astro-dustml models build --bands ...``.
     registry : str, path-like or dict, optional
         Registry to use instead of the configured one.
 
@@ -272,6 +277,11 @@ def download_models(names=None, *, registry=None):
     fetched = []
     for name in names:
         if name in bundled:
+            continue
+        if name not in models and name.startswith('dustpedia-bands-'):
+            from .band_sets import get_band_set_model, parse_band_set_name
+            get_band_set_model(parse_band_set_name(name))
+            fetched.append(name)
             continue
         if name not in models:
             raise _unknown(name, registry)
@@ -305,34 +315,49 @@ def list_models(*, registry=None):
     -------
     table : `~astropy.table.Table`
         Columns ``name``, ``description``, ``bundled`` (ships with the
-        package) and ``cached`` (available offline: bundled, or every file
-        in the download cache); the default model is marked in
-        ``table.meta['default']``.
+        package), ``cached`` (available offline: bundled, or every file
+        in the download cache) and ``bands`` (the band set of a band-set
+        model, `astro_dustml.model.band_sets`; empty for the full-band
+        models); band-set models trained on demand are listed as cached.
+        The default model is marked in ``table.meta['default']``.
 
     Examples
     --------
     >>> from astro_dustml.model.registry import list_models
     >>> table = list_models(registry={'models': {}})
     >>> table.colnames
-    ['name', 'description', 'bundled', 'cached']
+    ['name', 'description', 'bundled', 'cached', 'bands']
     """
+    from .band_sets import _cached_folders, parse_band_set_name
     bundled = _bundled_models()
     models = _load_registry(registry)
     rows = []
+
+    def bands(name):
+        try:
+            return ','.join(parse_band_set_name(name))
+        except ValueError:
+            return ''
+
     for name in sorted(set(bundled) | set(models)):
         if name in bundled:
             description = (models.get(name, {}).get('description')
                            or _card_description(bundled[name]))
-            rows.append((name, description, True, True))
+            rows.append((name, description, True, True, bands(name)))
             continue
         entry = models[name]
         try:
             cached = all(_in_cache(_urls(name, f)[0]) for f in entry['files'])
         except ModelNotAvailableError:
             cached = False
-        rows.append((name, entry.get('description', ''), False, cached))
-    table = Table(rows=rows or None, names=['name', 'description', 'bundled', 'cached'],
-                  dtype=[str, str, bool, bool])
+        rows.append((name, entry.get('description', ''), False, cached, bands(name)))
+    for name, folder in _cached_folders().items():
+        if name not in bundled and name not in models and bands(name):
+            rows.append((name, _card_description(folder) + f' (trained on demand: {folder})',
+                         False, True, bands(name)))
+    table = Table(rows=rows or None,
+                  names=['name', 'description', 'bundled', 'cached', 'bands'],
+                  dtype=[str, str, bool, bool, str])
     table.meta['default'] = conf.default_model
     return table
 

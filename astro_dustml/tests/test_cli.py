@@ -190,3 +190,25 @@ def test_overwrite_only_own_outputs(tmp_path, capsys, make, argv, words):
         assert word in err, err
     assert 'nope' not in err  # refused before the inputs were read
     assert _snapshot(output) == before
+
+
+def test_models_build_reports_a_shipped_band_set(capsys):
+    import hashlib
+
+    from astro_dustml.cli import main
+    from astro_dustml.model.band_sets import _shipped_folder
+    name = 'dustpedia-bands-wise1234'
+    if _shipped_folder(name) is None:
+        pytest.skip('shipped band-set models not built')
+    assert main(['models', 'build', '--bands', 'W1,W2,W3,W4']) == 0
+    out = capsys.readouterr().out
+    sha = hashlib.sha256((_shipped_folder(name) / 'model.json').read_bytes()).hexdigest()
+    assert f'{name}: shipped with the package' in out
+    assert sha in out
+
+
+def test_models_build_refuses_a_set_without_wise1(capsys):
+    from astro_dustml.cli import main
+    assert main(['models', 'build', '--bands', 'W2,W3']) == 2
+    err = capsys.readouterr().err
+    assert 'WISE_3.4' in err and 'add it' in err

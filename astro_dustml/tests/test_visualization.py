@@ -201,6 +201,43 @@ def test_readme_figure_is_from_the_bundled_model():
     assert png.text.get('model') == conf.default_model
 
 
+def test_plot_shows_which_model_predicted_each_pixel():
+    import astropy.units as u
+    import numpy as np
+    from astropy.nddata import CCDData, StdDevUncertainty
+    from astropy.wcs import WCS
+    from ndcube import NDCollection
+
+    from astro_dustml.visualization import plot_dust_maps
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    wcs.wcs.cdelt = [-1e-3, 1e-3]
+    model_id = np.zeros((8, 8), np.int16)
+    model_id[:, :4] = 1
+    members = [(name, CCDData(np.full((8, 8), v), unit=unit, wcs=wcs,
+                              uncertainty=StdDevUncertainty(np.full((8, 8), 0.1))))
+               for name, v, unit in [('sLd', 0.5, u.dex), ('sMd', -2.5, u.dex),
+                                     ('Td', 22., u.K)]]
+    models = [{'id': 0, 'name': 'dustpedia-global', 'n_pixels': 32, 'how': 'default'},
+              {'id': 1, 'name': 'dustpedia-bands-wise1234', 'n_pixels': 32, 'how': 'shipped'}]
+    maps = NDCollection(members, aligned_axes='all',
+                        meta={'model_id': model_id, 'band_set_models': models})
+    fig = plot_dust_maps(maps)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert 'model per pixel' in titles
+    texts = [t.get_text() for ax in fig.axes if ax.get_legend()
+             for t in ax.get_legend().get_texts()]
+    assert any('dustpedia-bands-wise1234' in t and '32 px' in t for t in texts), texts
+    assert len(fig.axes) == 14  # the 12 of the maps, the model map and its legend
+    # one model: no extra column unless asked
+    single = NDCollection(members, aligned_axes='all',
+                          meta={'model_id': np.zeros((8, 8), np.int16),
+                                'band_set_models': models[:1]})
+    assert len(plot_dust_maps(single).axes) == 12
+    with pytest.raises(ValueError, match='model_id'):
+        plot_dust_maps(dict(members), show_models=True)
+
+
 def _panel_boxes(fig):
     """Window boxes of each panel with its colour bar, the legend and the title."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -186,7 +186,7 @@ def test_unknown_model_lists_known():
 
 def test_shipped_registry_is_valid():
     table = list_models()
-    assert set(table.colnames) == {'name', 'description', 'bundled', 'cached'}
+    assert set(table.colnames) == {'name', 'description', 'bundled', 'cached', 'bands'}
     assert table.meta['default'] == conf.default_model
     # Every bundled model is listed as bundled and available offline
     for name in _bundled_models():
