@@ -35,8 +35,8 @@ from pathlib import Path
 
 from astro_dustml.bands import INPUT_BANDS
 from astro_dustml.model import DustModel
-from astro_dustml.model.band_sets import (SHIPPED_BAND_SETS, _shipped_folder,
-                                          cross_validate_band_set)
+from astro_dustml.model.band_set_routing import _shipped_folder
+from astro_dustml.model.band_sets import SHIPPED_BAND_SETS, cross_validate_band_set
 from astro_dustml.sed import FLAG_MISSING
 from astro_dustml.training import cross_validate
 

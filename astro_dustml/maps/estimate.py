@@ -47,7 +47,7 @@ from ..imaging.chain import (
 )
 from ..imaging.io import _parse_collection, _subset
 from ..imaging.prepare import _extinction, _parse_galaxy
-from ..model.band_sets import predict_by_band_set
+from ..model.band_set_routing import predict_by_band_set
 from ..model.core import DustModel
 from ..model.features import valid_bands
 from ..model.registry import get_model

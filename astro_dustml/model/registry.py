@@ -279,7 +279,8 @@ def download_models(names=None, *, registry=None):
         if name in bundled:
             continue
         if name not in models and name.startswith('dustpedia-bands-'):
-            from .band_sets import get_band_set_model, parse_band_set_name
+            from .band_sets import parse_band_set_name
+            from .band_set_routing import get_band_set_model
             get_band_set_model(parse_band_set_name(name))
             fetched.append(name)
             continue
@@ -328,7 +329,8 @@ def list_models(*, registry=None):
     >>> table.colnames
     ['name', 'description', 'bundled', 'cached', 'bands']
     """
-    from .band_sets import _cached_folders, parse_band_set_name
+    from .band_sets import parse_band_set_name
+    from .band_set_routing import _cached_folders
     bundled = _bundled_models()
     models = _load_registry(registry)
     rows = []

@@ -153,6 +153,7 @@ def _foreign_card(t):
 def _bundled_copy(t):
     import shutil
     from pathlib import Path
+
     from astro_dustml.model.registry import _bundled_models
     return Path(shutil.copytree(_bundled_models()['dustpedia-global'], t / 'model'))
 
@@ -196,7 +197,7 @@ def test_models_build_reports_a_shipped_band_set(capsys):
     import hashlib
 
     from astro_dustml.cli import main
-    from astro_dustml.model.band_sets import _shipped_folder
+    from astro_dustml.model.band_set_routing import _shipped_folder
     name = 'dustpedia-bands-wise1234'
     if _shipped_folder(name) is None:
         pytest.skip('shipped band-set models not built')

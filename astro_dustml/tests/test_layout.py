@@ -13,7 +13,7 @@ from astro_dustml._moved import MOVED
 PACKAGE = Path(astro_dustml.__file__).parent
 # The stages in the order data flows through them (docs/architecture.rst)
 LAYERS = ['_moved', 'bands', 'exceptions', '_checks', 'imaging', 'sed', 'model', 'farinfrared',
-          'maps', 'training', 'datasets', 'visualization', 'cli']
+          'maps', 'training', 'datasets', 'visualization', '_cli_args', '_cli_training', 'cli']
 
 
 def _modules():

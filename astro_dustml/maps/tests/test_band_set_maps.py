@@ -10,7 +10,7 @@ import pytest
 
 from astro_dustml.datasets import make_mock_galaxy
 from astro_dustml.maps import MAP_FLAGS, estimate_dust_maps, read_dust_maps, write_dust_maps
-from astro_dustml.model.band_sets import _shipped_folder
+from astro_dustml.model.band_set_routing import _shipped_folder
 
 SDSS = ['SDSS_u', 'SDSS_g', 'SDSS_r', 'SDSS_i', 'SDSS_z']
 TWOMASS = ['2MASS_J', '2MASS_H', '2MASS_Ks']
@@ -112,14 +112,15 @@ def test_each_half_comes_from_its_own_model(tmp_path):
 def test_on_demand_set_is_trained_once_then_read_from_the_cache(shared_data, download_cache,
                                                                 monkeypatch):
     from astro_dustml import conf
-    from astro_dustml.model import band_sets
+    from astro_dustml.model import band_set_routing, band_sets
     # small forests: what is tested is the cache, not the accuracy
-    monkeypatch.setattr(band_sets, 'BAND_SET_SETTINGS', dict(
-        band_sets.BAND_SET_SETTINGS, n_estimators=5, max_depth=4, sigma_rounds=20,
-        n_inner_splits=2))
+    small = dict(band_sets.BAND_SET_SETTINGS, n_estimators=5, max_depth=4, sigma_rounds=20,
+                 n_inner_splits=2)
+    for module in (band_sets, band_set_routing):
+        monkeypatch.setattr(module, 'BAND_SET_SETTINGS', small)
     trained = []
     real = band_sets.train_band_set_model
-    monkeypatch.setattr(band_sets, 'train_band_set_model',
+    monkeypatch.setattr(band_set_routing, 'train_band_set_model',
                         lambda *a, **k: trained.append(a[0]) or real(*a, **k))
     bands = ['SDSS_g', 'SDSS_r', 'WISE_3.4', 'WISE_4.6', 'WISE_12']
     name = 'dustpedia-bands-sdssgr-wise123'

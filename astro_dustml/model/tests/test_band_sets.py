@@ -8,11 +8,19 @@ from astropy.table import QTable
 from astro_dustml import conf
 from astro_dustml.bands import INPUT_BANDS
 from astro_dustml.exceptions import ModelIntegrityError
-from astro_dustml.model import DustModel, band_sets
-from astro_dustml.model.band_sets import (BandSetFallbackWarning, SHIPPED_BAND_SETS,
-                                          band_set_cache_dir, band_set_name,
-                                          get_band_set_model, group_by_band_pattern,
-                                          parse_band_set_name, predict_by_band_set)
+from astro_dustml.model import DustModel, band_set_routing, band_sets
+from astro_dustml.model.band_set_routing import (
+    get_band_set_model,
+    group_by_band_pattern,
+    predict_by_band_set,
+)
+from astro_dustml.model.band_sets import (
+    SHIPPED_BAND_SETS,
+    BandSetFallbackWarning,
+    band_set_cache_dir,
+    band_set_name,
+    parse_band_set_name,
+)
 
 # small forests: the cache is what is tested here, not the accuracy
 FAST = dict(band_sets.BAND_SET_SETTINGS, n_estimators=5, max_depth=4, sigma_rounds=20,
@@ -105,7 +113,7 @@ def test_small_pattern_takes_the_largest_shipped_subset_silently():
     # the rows are predicted by those models as they predict them on their own
     for name, rows in (('dustpedia-bands-wise123', slice(0, 5)),
                        ('dustpedia-bands-sdssgri-wise123', slice(5, None))):
-        alone = DustModel.load(band_sets._shipped_folder(name))
+        alone = DustModel.load(band_set_routing._shipped_folder(name))
         np.testing.assert_allclose(pred['Td'].value[rows],
                                    alone.predict(t[rows], warn=False)['Td'].value)
 
@@ -146,7 +154,7 @@ def test_on_demand_model_is_trained_once_cached_and_rebuilt_when_corrupt(
         trained.append(args[0])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(band_sets, 'train_band_set_model', counting)
+    monkeypatch.setattr(band_set_routing, 'train_band_set_model', counting)
     first = get_band_set_model(ON_DEMAND, training_table=table, settings=FAST, cv=True)
     assert len(trained) == 1
     folders = list(band_set_cache_dir().iterdir())
