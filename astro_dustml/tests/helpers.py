@@ -31,3 +31,22 @@ def point_source(band, scale, n, fwhm, total=100.0, center=(150.0, 2.0)):
     return CCDData(data, unit='MJy/sr', wcs=tan_wcs((n, n), scale, center),
                    uncertainty=StdDevUncertainty(np.full((n, n), 0.01)),
                    meta={'band': band, 'psf_fwhm': fwhm * u.arcsec})
+
+
+def check_bad_input(tmp_path, call, expected, words):
+    """
+    One row of a bad-input table: ``call(tmp_path)`` raises ``expected`` with all ``words``.
+
+    With ``expected`` None, the call must succeed and ``words(result)`` be true;
+    ``words`` may also be a function of ``tmp_path``. Returns the message.
+    """
+    import pytest
+    if expected is None:
+        assert words(call(tmp_path))
+        return None
+    with pytest.raises(expected) as info:
+        call(tmp_path)
+    message = str(info.value)
+    for word in (words(tmp_path) if callable(words) else words):
+        assert word in message, message
+    return message
