@@ -407,7 +407,7 @@ def _reproject(image, out_wcs, out_shape, kernel, max_masked):
         # it; the caller (estimate_dust_maps) says what to change
         empty = np.full(tuple(out_shape), np.nan)
         return CCDData(empty, unit=image.unit, wcs=out_wcs.deepcopy(),
-                       mask=np.ones(empty.shape, bool), meta=dict(image.meta),
+                       mask=np.ones(empty.shape, bool), meta=_regridded_meta(image.meta),
                        uncertainty=None if image.uncertainty is None
                        else StdDevUncertainty(empty.copy()))
     image = _to_parity(image, out_wcs)
@@ -445,4 +445,11 @@ def _reproject(image, out_wcs, out_shape, kernel, max_masked):
     err[weight <= 0] = np.nan
     return CCDData(out, unit=image.unit, wcs=out_wcs.deepcopy(), mask=mask,
                    uncertainty=None if image.uncertainty is None else StdDevUncertainty(err),
-                   meta=dict(image.meta))
+                   meta=_regridded_meta(image.meta))
+
+
+def _regridded_meta(meta):
+    """A reprojected image's meta: without the pixel maps of the input grid."""
+    # a star mask of the input's pixels means nothing on the output grid, and
+    # one per band would stay alive in every aligned member
+    return {key: value for key, value in meta.items() if key != 'star_mask'}

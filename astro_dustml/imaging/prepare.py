@@ -306,8 +306,8 @@ def _mask_absurd(data, noise, bad, band):
     """
     Mask non-finite and absurd pixels (data or uncertainty) in one place.
 
-    Returns new ``data`` (NaN where masked) and ``bad``; warns naming the band
-    when finite pixels had to be masked.
+    Returns ``data`` (the caller's copy, NaN where masked) and ``bad``; warns
+    naming the band when finite pixels had to be masked.
     """
     absurd = _absurd_pixels(data, bad)
     noisy = np.zeros(data.shape, bool)
@@ -328,7 +328,7 @@ def _mask_absurd(data, noise, bad, band):
     # Masked (by the user), absurd and non-finite pixels become NaN: a masked
     # pixel is no data, so PSF matching leaves it masked as it does NaN
     # (foreground stars, masked after this step, are interpolated over instead)
-    data = np.where(bad | absurd | ~np.isfinite(data), np.nan, data)
+    data[bad | absurd | ~np.isfinite(data)] = np.nan  # the caller's own copy
     return data, bad | absurd
 
 
@@ -516,18 +516,21 @@ def _prepare_parsed(parsed, *, ebv, ebv_err, galaxy, sky, sky_annulus, psf_fwhm,
         raise ValueError(_sky_advice(region, wcs, data.shape, usable, sky_annulus, band))
     # sky=None still needs the sky pixels' RMS, from a constant fit
     sky_model, rms, params = _fit_sky(data, usable, sky or 'constant', sigma)
+    # in place, here and below: each temporary of a band adds to the memory peak
     if sky is not None:
-        data = data - sky_model
+        data -= sky_model
     else:
         params = {'type': None}
 
     noise = np.full(data.shape, rms) if given_noise is None else given_noise
 
     ebv_value, ebv_error, ext_factor, ext_frac = _extinction(band, ebv, ebv_err)
-    data = data * (factor * ext_factor)
-    noise = noise * (factor * ext_factor)
-    uncertainty = np.sqrt(noise ** 2 + ((band.calibration_error ** 2 + ext_frac ** 2)
-                                        * data ** 2))
+    data *= factor * ext_factor
+    noise *= factor * ext_factor
+    uncertainty = data ** 2
+    uncertainty *= band.calibration_error ** 2 + ext_frac ** 2
+    uncertainty += np.square(noise, out=noise)
+    np.sqrt(uncertainty, out=uncertainty)
 
     meta = dict(parsed.meta)
     if 'header' in meta:

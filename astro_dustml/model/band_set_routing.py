@@ -156,7 +156,7 @@ def group_by_band_pattern(table=None, *, valid=None, bands=INPUT_BANDS, min_snr=
     Examples
     --------
     >>> import numpy as np
-    >>> from astro_dustml.model.band_sets import group_by_band_pattern
+    >>> from astro_dustml.model.band_set_routing import group_by_band_pattern
     >>> v = np.array([[True, True], [True, False], [True, True]])
     >>> g = group_by_band_pattern(valid=v, bands=['WISE_3.4', 'WISE_4.6'])
     >>> {k: r.tolist() for k, r in g.items()}
