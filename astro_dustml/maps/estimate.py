@@ -562,15 +562,18 @@ def _predict(model, table, *, model_name=None, band_sets=None):
         # the band-set models are trained like the default model: another
         # model (e.g. on pcigale fluxes) keeps its own predictions unless asked
         band_sets = conf.band_sets and model_name == conf.default_model
-    routed = band_sets and isinstance(model, DustModel)
+    ours = isinstance(model, DustModel)
+    # a pixel's photometric noise joins the model's sigma (DustModel.predict)
+    noise = {'photometric_draws': int(conf.photometric_draws)} if ours else {}
     with warnings.catch_warnings():
         # estimate_dust_maps issues its own warning, with the fraction of pixels
         warnings.simplefilter('ignore', OutOfDomainWarning)
-        if routed:
+        if band_sets and ours:
             prediction, model_id, models = predict_by_band_set(
-                model, table, default_name=model_name, n_jobs=getattr(model, 'n_jobs', 1))
+                model, table, default_name=model_name, n_jobs=getattr(model, 'n_jobs', 1),
+                **noise)
         else:
-            prediction = model.predict(table)
+            prediction = model.predict(table, **noise)
             card = dict(getattr(model, 'card', None) or {})
             model_id = np.zeros(len(table), np.int16)
             models = [{'id': 0, 'name': model_name, 'bands': list(_model_bands(model)),

@@ -222,7 +222,7 @@ def _exact_model(pattern, *, on_demand, training_table, path, cache_dir, n_jobs,
 
 def predict_by_band_set(default_model, table, *, default_name=None, min_fraction=None,
                         min_pixels=None, on_demand=None, training_table=None, path=None,
-                        cache_dir=None, n_jobs=1):
+                        cache_dir=None, n_jobs=1, photometric_draws=0):
     """
     Predict every row with the model of exactly its usable bands.
 
@@ -235,8 +235,11 @@ def predict_by_band_set(default_model, table, *, default_name=None, min_fraction
     (`get_band_set_model`) when ``on_demand``.
     Smaller patterns, and those whose model cannot be had now, take the
     shipped or cached model of the largest subset of their bands that holds
-    WISE 3.4 (with a `BandSetFallbackWarning` when a big pattern has to), and
-    the default model (band dropout) if there is none.
+    WISE 3.4 (with a `BandSetFallbackWarning` when a big pattern has to),
+    unless it ignores more of their bands than the default model lacks (a
+    pixel without GALEX FUV keeps the default model rather than one of
+    twelve bands); then, and when there is no subset model, the default
+    model (band dropout) predicts them.
 
     Parameters
     ----------
@@ -253,6 +256,8 @@ def predict_by_band_set(default_model, table, *, default_name=None, min_fraction
         Default ``conf.band_set_on_demand``.
     training_table, path, cache_dir, n_jobs
         For the models trained on demand (`get_band_set_model`).
+    photometric_draws : int, optional
+        Passed to each model's `~astro_dustml.model.DustModel.predict`.
 
     Returns
     -------
@@ -299,7 +304,9 @@ def predict_by_band_set(default_model, table, *, default_name=None, min_fraction
                 continue
             fallback.append((pattern, len(rows), how))
         sub = _best_subset(pattern, available)
-        if sub is None:
+        if sub is None or len(pattern) - len(sub) > len(set(full) - set(pattern)):
+            # the subset model would ignore more of the pixels' bands than the
+            # default model misses
             chosen[pattern] = (full, 'default')
             continue
         if sub not in loaded:
@@ -327,7 +334,8 @@ def predict_by_band_set(default_model, table, *, default_name=None, min_fraction
         model = loaded[key]
         patterns = [p for p in groups if chosen[p][0] == key]
         rows = np.sort(np.concatenate([groups[p] for p in patterns]))
-        out = model.predict(table[rows], warn=False)
+        out = model.predict(table[rows], warn=False, photometric_draws=photometric_draws,
+                            row_ids=rows)
         for c in out.colnames:
             if c not in cols:
                 v = out[c]

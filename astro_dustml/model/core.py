@@ -52,6 +52,7 @@ from ._forest import _export_forest, _forest_predict, _forest_trees
 from ._groups import _groups_array, _target_values, group_weights
 from ._linear import _fit_linear, _linear_predict
 from ._persistence import _FORMAT_VERSION, _load, _save, _versions
+from ._photometric import _photometric_scatter
 from ._sigma import _fit_sigma, _oof_residuals, _predict_log_sigma, _sigma_trees
 
 __all__ = ['DustModel']
@@ -304,6 +305,12 @@ class DustModel(BaseEstimator):
         out[~full] = self._predict_mean(means['dropout'], X[~full], trees.get('dropout'))
         return out
 
+    def _all_means(self, X, full):
+        """Target -> compiled mean prediction of every row."""
+        return {target: self._predict_means(self.means_[target], X, full,
+                                            self.trees_[target]['means'])
+                for target in self.targets_}
+
     def _full_band_rows(self, valid):
         """Rows with every core band: the full-band mean predicts them."""
         return valid[:, [self.bands_.index(b) for b in self.core_bands_]].all(axis=1)
@@ -460,7 +467,8 @@ class DustModel(BaseEstimator):
         n_jobs = self.n_jobs if self.n_jobs is not None else 1
         return (os.cpu_count() or 1) if n_jobs < 0 else max(int(n_jobs), 1)
 
-    def predict(self, table, *, warn=True, block_size=None):
+    def predict(self, table, *, warn=True, block_size=None, photometric_draws=0,
+                random_state=0, row_ids=None):
         """
         Predict the targets and their uncertainties for every row of a SED table.
 
@@ -478,6 +486,19 @@ class DustModel(BaseEstimator):
             are out of the training domain.
         block_size : int, optional
             Rows per block (default 8192); the result does not depend on it.
+        photometric_draws : int, optional
+            With more than 0, ``<target>_err`` also holds the photometric
+            noise: the scatter of the prediction over that many redraws of
+            the fluxes within their ``<band>_err`` (log-normal, so every row
+            keeps its usable bands), added in quadrature to the model's
+            sigma, which global fluxes of high signal-to-noise ratio taught
+            it. Each draw costs about one prediction of the means.
+        random_state : int, optional
+            Seed of those draws.
+        row_ids : array of int, optional
+            Index of each row that keys its draws (default: its position),
+            so that rows predicted from a subset of a table get the draws
+            they get in the whole.
 
         Returns
         -------
@@ -493,6 +514,15 @@ class DustModel(BaseEstimator):
         table = _as_qtable(table, 'table')
         if block_size is None:
             block_size = _BLOCK
+        draws = photometric_draws
+        if (isinstance(draws, bool) or not isinstance(draws, numbers.Integral) or draws < 0):
+            raise ValueError(f'photometric_draws must be a whole number >= 0, got {draws!r}.')
+        if row_ids is not None:
+            row_ids = np.asarray(row_ids)
+            if (row_ids.shape != (len(table),) or row_ids.dtype.kind not in 'iu'
+                    or (row_ids < 0).any()):
+                raise ValueError(f'row_ids must be one integer >= 0 per table row '
+                                 f'({len(table)}).')
         if (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)
                 or block_size < 1):
             raise ValueError(f'block_size must be a positive integer (rows per block), '
@@ -521,14 +551,21 @@ class DustModel(BaseEstimator):
             Xok = X[ok]
             Xs = self._sigma_inputs(Xok, nb[ok])
             full = self._full_band_rows(valid[ok])
-            for target in self.targets_:
-                trees = self.trees_[target]
-                result[target][rows] = self._predict_means(self.means_[target], Xok, full,
-                                                           trees['means'])
+            noise = {}
+            if draws:
+                noise = _photometric_scatter(
+                    lambda t: self._all_means(self._features(t)[0], full), table[rows],
+                    rows if row_ids is None else row_ids[rows], self.bands_,
+                    n_draws=draws, seed=random_state)
+            for target, mean in self._all_means(Xok, full).items():
+                result[target][rows] = mean
                 cal = self.calibration_[target]
-                log_sigma = _predict_log_sigma(trees['sigma'], len(self.boosters_[target]),
+                log_sigma = _predict_log_sigma(self.trees_[target]['sigma'],
+                                               len(self.boosters_[target]),
                                                cal['base_log_sigma'], Xs)
-                result[f'{target}_err'][rows] = cal['scale'] * np.exp(log_sigma)
+                sigma = cal['scale'] * np.exp(log_sigma)
+                result[f'{target}_err'][rows] = (np.hypot(sigma, noise[target]) if draws
+                                                 else sigma)
 
         starts = range(0, n, block_size)
         threads = min(self._threads(), len(starts))
