@@ -67,11 +67,11 @@ class Conf(_config.ConfigNamespace):
         'astro_dustml.datasets:load_dustpedia_global',
         "'module:function' returning the global training table of on-demand "
         'band-set models (called with path= and require_targets=True).')
-    photometric_draws = _config.ConfigItem(
-        16, 'Redraws of every pixel\'s fluxes within their errors whose scatter '
-        'of the prediction is added to the maps\' uncertainties (the models\' '
-        'own sigma knows only global fluxes of high signal-to-noise ratio); 0 '
-        'for the model sigma alone.')
+    photometric_noise = _config.ConfigItem(
+        True, "Add the pixels' flux errors, propagated through the model, to "
+        "the maps' uncertainties when the model was trained on global "
+        "photometry (one row per galaxy, high signal-to-noise ratios); "
+        "a model trained on pixels has them in its own sigma already.")
     model_registry = _config.ConfigItem(
         '', 'Path of a JSON file of registered pretrained models (name -> '
         'files, SHA-256, description) used instead of the one shipped in '

@@ -340,7 +340,10 @@ def estimate_dust_maps(images, *, model=None, distance=None, ebv=None, galaxy=No
         (not model inputs), ``unused_bands`` (band -> why it was left out: all zero,
         constant, sign-flipped, or no data inside the galaxy), ``psf_fwhm``,
         ``pixel_scale``, ``distance``, ``ebv``, ``galaxy``,
-        ``out_of_domain_fraction``, ``version``, ``band_set_models`` (per
+        ``out_of_domain_fraction``, ``photometric_noise`` (whether the
+        uncertainties include the flux errors propagated through the model:
+        ``conf.photometric_noise``, for models trained on global
+        photometry), ``version``, ``band_set_models`` (per
         model that predicted pixels: ``id``, ``name``, ``sha256``, ``bands``,
         ``how``, ``patterns``, ``n_pixels``), ``model_id`` (int array: the
         ``id`` of the model of each pixel, -1 where none) and ``stellar_mass`` (the
@@ -540,6 +543,7 @@ def _maps_meta(model, model_name, *, used, ignored, unused, psf_fwhm, pixel_scal
         'ebv': ebv,
         'galaxy': _galaxy_info(galaxy),
         'out_of_domain_fraction': fraction,
+        'photometric_noise': isinstance(model, DustModel) and _photometric_noise(model),
         'version': __version__,
     }
 
@@ -549,6 +553,19 @@ def _map_mask(flags):
     # A band missing at a pixel (partial coverage) is flagged, not masked: the
     # model predicts from the other bands there (or flags it out of domain)
     return (flags & ~MAP_FLAGS['MISSING_INPUT']) != 0
+
+
+def _photometric_noise(model):
+    """
+    Whether the pixels' flux errors join the model's sigma (``conf.photometric_noise``).
+
+    Only for a model trained on global photometry, one row per galaxy: its
+    sigma knows fluxes of high signal-to-noise ratio only. A model trained on
+    pixels learned their noise into its sigma.
+    """
+    training = (getattr(model, 'card', None) or {}).get('training', {})
+    n_rows, n_galaxies = training.get('n_rows'), training.get('n_galaxies')
+    return bool(conf.photometric_noise) and n_galaxies is not None and n_rows == n_galaxies
 
 
 def _predict(model, table, *, model_name=None, band_sets=None):
@@ -563,8 +580,7 @@ def _predict(model, table, *, model_name=None, band_sets=None):
         # model (e.g. on pcigale fluxes) keeps its own predictions unless asked
         band_sets = conf.band_sets and model_name == conf.default_model
     ours = isinstance(model, DustModel)
-    # a pixel's photometric noise joins the model's sigma (DustModel.predict)
-    noise = {'photometric_draws': int(conf.photometric_draws)} if ours else {}
+    noise = {'photometric_noise': _photometric_noise(model)} if ours else {}
     with warnings.catch_warnings():
         # estimate_dust_maps issues its own warning, with the fraction of pixels
         warnings.simplefilter('ignore', OutOfDomainWarning)

@@ -259,6 +259,9 @@ def _primary_header(names, meta):
     fraction = meta.get('out_of_domain_fraction')
     _set(header, 'OODFRAC', None if fraction is None else round(float(fraction), 5),
          'fraction of galaxy pixels out of model domain')
+    noise = meta.get('photometric_noise')
+    _set(header, 'PHOTNOIS', None if noise is None else bool(noise),
+         'uncertainties include flux errors through model')
     return header
 
 
@@ -327,7 +330,7 @@ def write_dust_maps(maps, path, *, overwrite=False):
     name and `~astro_dustml.maps.model_sha256`), ``MODELVER``, ``NINPUT``
     and ``INBAND1``... (the input bands), ``PSFFWHM`` and ``PIXSCALE``
     (arcsec), ``DISTANCE`` (Mpc), ``EBV``, ``OBJECT`` and the galaxy ellipse (``GALRA``, ``GALDEC``,
-    ``GALSMA``, ``GALBA``, ``GALPA``), and ``OODFRAC``. Per map ``NAME``
+    ``GALSMA``, ``GALBA``, ``GALPA``), ``OODFRAC`` and ``PHOTNOIS``. Per map ``NAME``
     follow ``NAME`` (values, ``BUNIT``, WCS, ``DESCRIP``), ``NAME_ERR``
     (1-sigma uncertainty), ``NAME_MASK`` (1 = masked) and ``NAME_META`` (the
     map's metadata as JSON); then ``FLAGS`` (bits of

@@ -222,7 +222,7 @@ def _exact_model(pattern, *, on_demand, training_table, path, cache_dir, n_jobs,
 
 def predict_by_band_set(default_model, table, *, default_name=None, min_fraction=None,
                         min_pixels=None, on_demand=None, training_table=None, path=None,
-                        cache_dir=None, n_jobs=1, photometric_draws=0):
+                        cache_dir=None, n_jobs=1, photometric_noise=False):
     """
     Predict every row with the model of exactly its usable bands.
 
@@ -256,7 +256,7 @@ def predict_by_band_set(default_model, table, *, default_name=None, min_fraction
         Default ``conf.band_set_on_demand``.
     training_table, path, cache_dir, n_jobs
         For the models trained on demand (`get_band_set_model`).
-    photometric_draws : int, optional
+    photometric_noise : bool, optional
         Passed to each model's `~astro_dustml.model.DustModel.predict`.
 
     Returns
@@ -334,8 +334,7 @@ def predict_by_band_set(default_model, table, *, default_name=None, min_fraction
         model = loaded[key]
         patterns = [p for p in groups if chosen[p][0] == key]
         rows = np.sort(np.concatenate([groups[p] for p in patterns]))
-        out = model.predict(table[rows], warn=False, photometric_draws=photometric_draws,
-                            row_ids=rows)
+        out = model.predict(table[rows], warn=False, photometric_noise=photometric_noise)
         for c in out.colnames:
             if c not in cols:
                 v = out[c]

@@ -467,8 +467,7 @@ class DustModel(BaseEstimator):
         n_jobs = self.n_jobs if self.n_jobs is not None else 1
         return (os.cpu_count() or 1) if n_jobs < 0 else max(int(n_jobs), 1)
 
-    def predict(self, table, *, warn=True, block_size=None, photometric_draws=0,
-                random_state=0, row_ids=None):
+    def predict(self, table, *, warn=True, block_size=None, photometric_noise=False):
         """
         Predict the targets and their uncertainties for every row of a SED table.
 
@@ -486,19 +485,14 @@ class DustModel(BaseEstimator):
             are out of the training domain.
         block_size : int, optional
             Rows per block (default 8192); the result does not depend on it.
-        photometric_draws : int, optional
-            With more than 0, ``<target>_err`` also holds the photometric
-            noise: the scatter of the prediction over that many redraws of
-            the fluxes within their ``<band>_err`` (log-normal, so every row
-            keeps its usable bands), added in quadrature to the model's
-            sigma, which global fluxes of high signal-to-noise ratio taught
-            it. Each draw costs about one prediction of the means.
-        random_state : int, optional
-            Seed of those draws.
-        row_ids : array of int, optional
-            Index of each row that keys its draws (default: its position),
-            so that rows predicted from a subset of a table get the draws
-            they get in the whole.
+        photometric_noise : bool, optional
+            Add to ``<target>_err``, in quadrature, the scatter that the
+            flux errors (``<band>_err``) cause in the prediction, propagated
+            by central differences at one sigma of each band. The model's
+            own sigma was learned from its training rows; for a model trained
+            on global photometry (high signal-to-noise ratios), pixels of
+            low signal-to-noise ratio need this term. It costs about two
+            predictions of the means per band.
 
         Returns
         -------
@@ -514,15 +508,6 @@ class DustModel(BaseEstimator):
         table = _as_qtable(table, 'table')
         if block_size is None:
             block_size = _BLOCK
-        draws = photometric_draws
-        if (isinstance(draws, bool) or not isinstance(draws, numbers.Integral) or draws < 0):
-            raise ValueError(f'photometric_draws must be a whole number >= 0, got {draws!r}.')
-        if row_ids is not None:
-            row_ids = np.asarray(row_ids)
-            if (row_ids.shape != (len(table),) or row_ids.dtype.kind not in 'iu'
-                    or (row_ids < 0).any()):
-                raise ValueError(f'row_ids must be one integer >= 0 per table row '
-                                 f'({len(table)}).')
         if (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)
                 or block_size < 1):
             raise ValueError(f'block_size must be a positive integer (rows per block), '
@@ -552,11 +537,10 @@ class DustModel(BaseEstimator):
             Xs = self._sigma_inputs(Xok, nb[ok])
             full = self._full_band_rows(valid[ok])
             noise = {}
-            if draws:
+            if photometric_noise:
                 noise = _photometric_scatter(
                     lambda t: self._all_means(self._features(t)[0], full), table[rows],
-                    rows if row_ids is None else row_ids[rows], self.bands_,
-                    n_draws=draws, seed=random_state)
+                    self.bands_)
             for target, mean in self._all_means(Xok, full).items():
                 result[target][rows] = mean
                 cal = self.calibration_[target]
@@ -564,8 +548,8 @@ class DustModel(BaseEstimator):
                                                len(self.boosters_[target]),
                                                cal['base_log_sigma'], Xs)
                 sigma = cal['scale'] * np.exp(log_sigma)
-                result[f'{target}_err'][rows] = (np.hypot(sigma, noise[target]) if draws
-                                                 else sigma)
+                result[f'{target}_err'][rows] = (np.hypot(sigma, noise[target])
+                                                 if target in noise else sigma)
 
         starts = range(0, n, block_size)
         threads = min(self._threads(), len(starts))

@@ -81,7 +81,7 @@ class _Recorder:
         self.bands = bands
         self.rows = []
 
-    def predict(self, table, warn=True):
+    def predict(self, table, warn=True, **noise):
         self.rows.append(len(table))
         out = QTable()
         for t, unit in (('sLd', u.dex), ('sMd', u.dex), ('Td', u.K)):
@@ -90,6 +90,19 @@ class _Recorder:
         out['out_of_domain'] = np.zeros(len(table), bool)
         out['n_bands'] = np.zeros(len(table), np.int16)
         return out
+
+
+def test_small_pattern_missing_one_band_keeps_the_default_model():
+    # the largest shipped subset of 17 bands without GALEX FUV has 12: it would
+    # ignore five of the pixels' bands where the default model misses one
+    t = _table(200, INPUT_BANDS)
+    t['GALEX_FUV'][:5] = np.nan
+    default = _Recorder(INPUT_BANDS)
+    _, model_id, models = predict_by_band_set(default, t, default_name='full',
+                                              min_fraction=0.05, min_pixels=20)
+    assert [m['name'] for m in models] == ['full'] and default.rows == [200]
+    assert (model_id == 0).all()
+    assert [len(p) for p in models[0]['patterns']] == [18, 17]
 
 
 def test_small_pattern_takes_the_largest_shipped_subset_silently():

@@ -339,65 +339,41 @@ def test_prediction_memory_is_bounded(fitted):
 
 # --- the photometric part of the uncertainty: flux errors through the model ---
 
+
 def _noisy_rows(relative_error):
     t = _mock(300, 7)
+    c12 = np.log10(t['WISE_12'] / t['WISE_3.4'])
+    c46 = np.log10(t['WISE_4.6'] / t['WISE_3.4'])
     # inside the colour range, away from the edges where the forest flattens
-    t = t[(np.log10(t['WISE_12'] / t['WISE_3.4']) > -0.7)
-          & (np.log10(t['WISE_12'] / t['WISE_3.4']) < 0.2)
-          & (np.log10(t['WISE_4.6'] / t['WISE_3.4']) > -0.4)
-          & (np.log10(t['WISE_4.6'] / t['WISE_3.4']) < -0.1)]
+    t = t[(c12 > -0.7) & (c12 < 0.2) & (c46 > -0.4) & (c46 < -0.1)]
     for band in BANDS:
         t[f'{band}_err'] = relative_error * t[band]
     return t
 
 
 def test_flux_errors_add_the_analytic_scatter(fitted):
-    fitted, _ = fitted
     # sLd = -1 + log10(W12 / W1) and Td = 25 K + 20 K log10(W2 / W1) + const:
     # log-normal flux errors of sigma_ln on both bands give sqrt(2) sigma_ln / ln 10
     # dex of scatter in the colour, times the slope
+    model, _ = fitted
     t = _noisy_rows(0.1)
-    sigma_ln = np.sqrt(np.log1p(0.1 ** 2))
-    colour = np.sqrt(2) * sigma_ln / np.log(10)
-    base = fitted.predict(t, warn=False)
-    with_noise = fitted.predict(t, warn=False, photometric_draws=64)
+    before = t.copy()
+    colour = np.sqrt(2 * np.log1p(0.1 ** 2)) / np.log(10)
+    base = model.predict(t, warn=False)
+    with_noise = model.predict(t, warn=False, photometric_noise=True)
     for target, slope in (('sLd', 1.0), ('Td', 20.0)):
         np.testing.assert_array_equal(with_noise[target], base[target])
         added = np.sqrt(with_noise[f'{target}_err'].value ** 2 - base[f'{target}_err'].value ** 2)
         assert np.median(added) == pytest.approx(slope * colour, rel=0.1), target
-
-
-def test_precise_fluxes_add_nothing(fitted):
-    fitted, _ = fitted
-    t = _noisy_rows(1e-4)
-    base = fitted.predict(t, warn=False)
-    with_noise = fitted.predict(t, warn=False, photometric_draws=16)
-    np.testing.assert_allclose(with_noise['sLd_err'].value, base['sLd_err'].value, rtol=1e-3)
-
-
-def test_draws_are_those_of_the_row_whatever_the_blocks(fitted):
-    fitted, _ = fitted
-    t = _noisy_rows(0.2)
-    before = t.copy()
-    whole = fitted.predict(t, warn=False, photometric_draws=8)
-    blocked = fitted.predict(t, warn=False, photometric_draws=8, block_size=7)
-    np.testing.assert_array_equal(blocked['Td_err'], whole['Td_err'])
-    # a subset predicted with its rows' ids gets the draws it gets in the whole
-    rows = np.arange(3, len(t), 4)
-    part = fitted.predict(t[rows], warn=False, photometric_draws=8, row_ids=rows)
-    np.testing.assert_array_equal(part['Td_err'], whole['Td_err'][rows])
-    other = fitted.predict(t, warn=False, photometric_draws=8, random_state=1)
-    assert not np.array_equal(other['Td_err'], whole['Td_err'])
+    blocked = model.predict(t, warn=False, photometric_noise=True, block_size=7)
+    np.testing.assert_array_equal(blocked['Td_err'], with_noise['Td_err'])
     for name in t.colnames:
         np.testing.assert_array_equal(t[name], before[name])
 
 
-@pytest.mark.parametrize('kwargs, words', [
-    ({'photometric_draws': -1}, 'photometric_draws must be a whole number'),
-    ({'photometric_draws': 2.5}, 'photometric_draws must be a whole number'),
-    ({'photometric_draws': 4, 'row_ids': np.arange(3)}, 'row_ids must be one integer'),
-])
-def test_bad_draw_options_are_named(fitted, kwargs, words):
-    fitted, _ = fitted
-    with pytest.raises(ValueError, match=words):
-        fitted.predict(_noisy_rows(0.1), warn=False, **kwargs)
+def test_precise_fluxes_add_nothing(fitted):
+    model, _ = fitted
+    t = _noisy_rows(1e-4)
+    base = model.predict(t, warn=False)
+    with_noise = model.predict(t, warn=False, photometric_noise=True)
+    np.testing.assert_allclose(with_noise['sLd_err'].value, base['sLd_err'].value, rtol=1e-3)
