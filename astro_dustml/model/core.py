@@ -487,12 +487,14 @@ class DustModel(BaseEstimator):
             Rows per block (default 8192); the result does not depend on it.
         photometric_noise : bool, optional
             Add to ``<target>_err``, in quadrature, the scatter that the
-            flux errors (``<band>_err``) cause in the prediction, propagated
-            by central differences at one sigma of each band. The model's
+            flux errors (``<band>_err``) cause in the prediction: central
+            differences at one sigma of each band, summed in quadrature over
+            the bands. The model's
             own sigma was learned from its training rows; for a model trained
             on global photometry (high signal-to-noise ratios), pixels of
-            low signal-to-noise ratio need this term. It costs about two
-            predictions of the means per band.
+            low signal-to-noise ratio need this term. It costs two
+            predictions of the means per band, for the rows where that band's
+            error is at least 1%.
 
         Returns
         -------
@@ -539,8 +541,8 @@ class DustModel(BaseEstimator):
             noise = {}
             if photometric_noise:
                 noise = _photometric_scatter(
-                    lambda t: self._all_means(self._features(t)[0], full), table[rows],
-                    self.bands_)
+                    lambda t, i: self._all_means(self._features(t)[0], full[i]),
+                    table[rows], self.bands_)
             for target, mean in self._all_means(Xok, full).items():
                 result[target][rows] = mean
                 cal = self.calibration_[target]
@@ -548,8 +550,9 @@ class DustModel(BaseEstimator):
                                                len(self.boosters_[target]),
                                                cal['base_log_sigma'], Xs)
                 sigma = cal['scale'] * np.exp(log_sigma)
-                result[f'{target}_err'][rows] = (np.hypot(sigma, noise[target])
-                                                 if target in noise else sigma)
+                if target in noise:
+                    sigma = np.hypot(sigma, noise[target])
+                result[f'{target}_err'][rows] = sigma
 
         starts = range(0, n, block_size)
         threads = min(self._threads(), len(starts))

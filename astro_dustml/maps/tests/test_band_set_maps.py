@@ -141,3 +141,39 @@ def test_on_demand_set_is_trained_once_then_read_from_the_cache(shared_data, dow
     np.testing.assert_array_equal(runs[0]['sLd'].data, runs[1]['sLd'].data)
     cached = list(band_sets.band_set_cache_dir().glob(name + '-*'))
     assert len(cached) == 1
+
+
+@pytest.mark.skipif(_shipped_folder(WITH) is None or _shipped_folder(WITHOUT) is None,
+                    reason='shipped band-set models not built (scripts/train_band_sets.py)')
+def test_mosaic_routes_each_pixel_as_in_memory(tmp_path):
+    from astropy.io import fits
+
+    from astro_dustml.maps import estimate_mosaic
+    mock = _mock()
+    paths = []
+    for band, image in _images().items():
+        header = image.meta['header'].copy()
+        header.update(image.wcs.to_header())
+        paths.append(str(tmp_path / f'{band}.fits'))
+        fits.PrimaryHDU(image.data, header=header).writeto(paths[-1])
+    maps = _routed()
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*outside the training domain')
+        meta = estimate_mosaic(paths, tmp_path / 'maps.fits', galaxy=mock.galaxy,
+                               distance=mock.galaxy['distance'], pixel_scale=6 * u.arcsec,
+                               tile_shape=(11, 13), progress=False)
+    tiled = read_dust_maps(tmp_path / 'maps.fits')
+    names = {m['id']: m['name'] for m in maps.meta['band_set_models']}
+    tiled_names = {m['id']: m['name'] for m in tiled.meta['band_set_models']}
+    assert sorted(tiled_names.values()) == sorted(names.values()) == sorted([WITH, WITHOUT])
+    assert meta['shape'] == maps['Td'].shape
+    galaxy = maps.meta['model_id'] >= 0
+    np.testing.assert_array_equal(tiled.meta['model_id'] >= 0, galaxy)
+    assert ([tiled_names[i] for i in tiled.meta['model_id'][galaxy]]
+            == [names[i] for i in maps.meta['model_id'][galaxy]])
+    for target in ('sLd', 'sMd', 'Td'):
+        good = ~maps[target].mask
+        np.testing.assert_allclose(tiled[target].data[good], maps[target].data[good],
+                                   rtol=1e-9, atol=0)
+        np.testing.assert_allclose(tiled[target].uncertainty.array[good],
+                                   maps[target].uncertainty.array[good], rtol=1e-9, atol=0)
