@@ -64,9 +64,9 @@ class Conf(_config.ConfigNamespace):
         'also runs the 4-fold CV of its card (5 fits instead of one: about '
         '25 s instead of 5 s on two free cores).')
     band_set_training_loader = _config.ConfigItem(
-        'astro_dustml.datasets:load_dustpedia_global',
-        "'module:function' returning the global training table of on-demand "
-        'band-set models (called with path= and require_targets=True).')
+        '', "'module:function' returning the global training table of on-demand "
+        'band-set models (called with path= and require_targets=True); empty '
+        'for astro_dustml.sed.load_dustpedia_global.')
     photometric_noise = _config.ConfigItem(
         True, "Add the pixels' flux errors, propagated through the model, to "
         "the maps' uncertainties when the model was trained on global "

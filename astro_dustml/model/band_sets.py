@@ -17,10 +17,9 @@ wavelength order: the instrument's short name and its band codes, e.g.
 ``dustpedia-bands-sdssugriz-wise1234`` for the five SDSS and the four WISE
 bands (`band_set_name`, `parse_band_set_name`).
 
-The training table comes from ``conf.band_set_training_loader`` (default
-``astro_dustml.datasets:load_dustpedia_global``, reading
-``conf.dustpedia_dir``), resolved at call time: the loaders are a later layer
-of the package than the model, so the model stage only knows them by name.
+The training table comes from the SED stage's
+`~astro_dustml.sed.load_dustpedia_global` (reading ``conf.dustpedia_dir``),
+or from the loader named by ``conf.band_set_training_loader``.
 """
 
 import hashlib
@@ -34,6 +33,7 @@ import numpy as np
 from .. import conf
 from ..bands import INPUT_BANDS, REFERENCE_BAND, get_band
 from ..exceptions import AstroDustMLWarning
+from ..sed.dustpedia import load_dustpedia_global
 from ._groups import _shuffled_groups, group_weights
 from .features import _BAD_FLAGS, valid_bands
 
@@ -169,15 +169,17 @@ def band_set_cache_dir():
 
 
 def _load_training_table(path=None):
-    """The global training table from ``conf.band_set_training_loader``."""
+    """The global training table from ``conf.band_set_training_loader`` (or DustPedia's)."""
     spec = conf.band_set_training_loader
+    if not spec:
+        return load_dustpedia_global(path=path, require_targets=True)
     module, _, func = spec.partition(':')
     try:
         loader = getattr(importlib.import_module(module), func)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f'conf.band_set_training_loader = {spec!r} is not an importable '
-                         f"'module:function' ({exc}); reset it to "
-                         "'astro_dustml.datasets:load_dustpedia_global'.") from None
+                         f"'module:function' ({exc}); set it to '' for "
+                         'astro_dustml.sed.load_dustpedia_global.') from None
     return loader(path=path, require_targets=True)
 
 
@@ -190,7 +192,7 @@ def band_set_training_table(bands, *, table=None, path=None, bad_flags=_BAD_FLAG
     bands : sequence of str
     table : `~astropy.table.QTable`, optional
         Global training table; default: ``conf.band_set_training_loader``
-        (`~astro_dustml.datasets.load_dustpedia_global`) on ``path``.
+        (`~astro_dustml.sed.load_dustpedia_global`) on ``path``.
     path : path-like, optional
         DustPedia folder for the loader (default ``conf.dustpedia_dir``).
 

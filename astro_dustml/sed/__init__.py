@@ -3,7 +3,8 @@ Pixel spectral energy distributions: the second stage.
 
 Per-pixel and global SED tables from aligned images (``tables``) and their
 flag bits (``flags``), DustPedia aperture photometry as the same kind of table
-(``photometry``), band transmission curves (``filters``), the dust emission
+(``photometry``) and the global training sample built from it
+(``dustpedia``), band transmission curves (``filters``), the dust emission
 model behind synthetic far-infrared photometry (``dust_emission``) and the
 pcigale bridge (``cigale``).
 
@@ -13,6 +14,7 @@ Modules here use `astro_dustml.imaging` and the shared vocabulary
 
 from .cigale import *  # noqa: F401,F403
 from .dust_emission import *  # noqa: F401,F403
+from .dustpedia import *  # noqa: F401,F403
 from .filters import *  # noqa: F401,F403
 from .flags import *  # noqa: F401,F403
 from .photometry import *  # noqa: F401,F403

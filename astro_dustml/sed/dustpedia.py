@@ -1,5 +1,5 @@
 """
-The global DustPedia training sample.
+The global DustPedia training sample: one SED table row per galaxy.
 
 Builds one row per DustPedia galaxy from three public tables of the DustPedia
 archive: the aperture photometry (Clark et al. 2018), the HyperLEDA metadata
@@ -24,8 +24,8 @@ from astropy.utils.data import download_file
 
 from .. import conf
 from ..bands import INPUT_BANDS
-from ..sed.cigale import read_cigale_results
-from ..sed.photometry import read_dustpedia_photometry
+from .cigale import read_cigale_results
+from .photometry import read_dustpedia_photometry
 
 __all__ = ['load_dustpedia_global', 'DUSTPEDIA_FILES']
 
@@ -135,7 +135,7 @@ def load_dustpedia_global(*, path=None, cigale_fluxes=False, cigale_path=None, d
 
     Examples
     --------
-    >>> from astro_dustml.datasets import load_dustpedia_global
+    >>> from astro_dustml.sed import load_dustpedia_global
     >>> load_dustpedia_global(path='no/such/folder', download=False)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...

@@ -11,7 +11,7 @@ from astropy.utils import data as astropy_data
 
 from astro_dustml import conf
 from astro_dustml.datasets import load_dustpedia_global
-from astro_dustml.datasets.dustpedia import _ARCHIVE_PATHS, DUSTPEDIA_FILES
+from astro_dustml.sed.dustpedia import _ARCHIVE_PATHS, DUSTPEDIA_FILES
 
 
 def _csv_row(path, key, name):
