@@ -68,6 +68,9 @@ MIN_ERROR_SCALE = 0.3  # the fit's error is scaled down by at most this (see err
 DEFAULT_SET = 'PACS_100+PACS_160+SPIRE_250+SPIRE_350+SPIRE_500'
 HOLDOUT_MODULUS = 5  # galaxies with crc32(name) % HOLDOUT_MODULUS == 0 are held out
 LN10 = np.log(10)
+TD_TARGET = 2.0  # K, issue 21: held-out Td RMSE wherever PACS 100 or 160 is fitted
+CHI2_RANGE = (0.8, 1.25)  # held-out mean chi^2 counted as calibrated (issue 21)
+N_BOOTSTRAP = 1000
 
 
 def held_out(names):
@@ -138,11 +141,37 @@ def report(table, rows, fit):
                        cat['Mdust_err'].value / cat['Mdust'].value / LN10),
              'Ldust': (np.log10(fit['Ld'] / cat['Ldust'].value), fit['Ld_err'] / fit['Ld'] / LN10,
                        cat['Ldust_err'].value / cat['Ldust'].value / LN10)}
+    # the same galaxies resampled for every quantity: how far the RMSE of so few
+    # galaxies can move by chance (16th-84th percentile)
+    draws = np.random.default_rng(0).integers(0, len(rows), (N_BOOTSTRAP, len(rows)))
     for name, (res, err, cat_err) in pairs.items():
         z = res / err
+        boot = np.sqrt(np.mean(res[draws] ** 2, axis=1))
         out[name] = {'bias': float(np.mean(res)), 'rmse': float(np.sqrt(np.mean(res ** 2))),
+                     'rmse_68': [float(v) for v in np.percentile(boot, [16, 84])],
                      'chi2': float(np.mean(z ** 2)), 'z_std': float(np.std(z)),
+                     'median_z2': float(np.median(z ** 2)),
                      'chi2_cat': float(np.mean(res ** 2 / (err ** 2 + cat_err ** 2)))}
+    return out
+
+
+def target_check(rows):
+    """
+    Issue 21's targets per reported row whose bands include PACS 100 or 160.
+
+    ``Td`` RMSE <= `TD_TARGET` and the Td and Md held-out chi^2 within
+    `CHI2_RANGE`; rows of fewer than 10 galaxies are listed but their chi^2
+    (a mean of a handful of z^2) is not judged.
+    """
+    out = {}
+    for key, r in rows.items():
+        if key.startswith('without') or not (
+                'PACS_100' in key or 'PACS_160' in key or 'PACS 1' in key):
+            continue
+        chi2_ok = [CHI2_RANGE[0] <= r[q]['chi2'] <= CHI2_RANGE[1] for q in ('Tdust', 'Mdust')]
+        out[key] = {'n': r['n'], 'Td_rmse': r['Tdust']['rmse'],
+                    'Td_rmse_ok': r['Tdust']['rmse'] <= TD_TARGET,
+                    'chi2_ok': bool(all(chi2_ok)) if r['n'] >= 10 else None}
     return out
 
 
@@ -294,13 +323,26 @@ def stellar_mass_calibration(table):
 
 def print_table(title, rows):
     print(f'\n{title}')
-    print(f'{"":52s} {"n":>4s} {"Td bias":>8s} {"Td rms":>7s} {"chi2":>5s} {"chi2c":>5s}  '
-          f'{"Md bias":>8s} {"Md rms":>7s} {"chi2":>5s} {"chi2c":>5s}')
+    print(f'{"":52s} {"n":>4s} {"Td bias":>8s} {"Td rms":>7s} {"(68%)":>11s} {"chi2":>5s} '
+          f'{"chi2c":>5s}  {"Md bias":>8s} {"Md rms":>7s} {"chi2":>5s} {"chi2c":>5s}')
     for key, r in rows.items():
         t, m = r['Tdust'], r['Mdust']
-        print(f'{key:52s} {r["n"]:4d} {t["bias"]:8.2f} {t["rmse"]:7.2f} {t["chi2"]:5.2f} '
-              f'{t["chi2_cat"]:5.2f}  {m["bias"]:8.3f} {m["rmse"]:7.3f} {m["chi2"]:5.2f} '
-              f'{m["chi2_cat"]:5.2f}')
+        band = f'{t["rmse_68"][0]:.2f}-{t["rmse_68"][1]:.2f}'
+        print(f'{key:52s} {r["n"]:4d} {t["bias"]:8.2f} {t["rmse"]:7.2f} {band:>11s} '
+              f'{t["chi2"]:5.2f} {t["chi2_cat"]:5.2f}  {m["bias"]:8.3f} {m["rmse"]:7.3f} '
+              f'{m["chi2"]:5.2f} {m["chi2_cat"]:5.2f}')
+
+
+def print_targets(checks):
+    failed = {k: c for k, c in checks.items()
+              if not c['Td_rmse_ok'] or c['chi2_ok'] is False}
+    print(f'\nissue 21 targets (Td RMSE <= {TD_TARGET} K; Td and Md chi2 in {CHI2_RANGE} '
+          f'for rows of >= 10 galaxies), {len(checks) - len(failed)} of {len(checks)} rows '
+          'with PACS 100 or 160 meet them; missed:')
+    for key, c in failed.items():
+        print(f'  {key:52s} n={c["n"]:3d}  Td RMSE {c["Td_rmse"]:.2f} K'
+              f'{"" if c["Td_rmse_ok"] else " > target"}'
+              f'{"  chi2 outside range" if c["chi2_ok"] is False else ""}')
 
 
 def main(argv=None):
@@ -337,6 +379,11 @@ def main(argv=None):
                           'scale < 1 where the catalogue shares the photometric noise)',
                'band_sets': sets, 'provenance': provenance}
     content['held_out_as_observed'] = as_observed(table, train, content)
+    per_set = {k: e['held_out'] for k, e in sets.items() if e['held_out']}
+    content['held_out_targets'] = {
+        'td_rmse_K': TD_TARGET, 'chi2_range': list(CHI2_RANGE),
+        'per_band_set': target_check(per_set),
+        'as_observed': target_check(content['held_out_as_observed'])}
     with open(out / 'dust_fit_calibration.json', 'w') as handle:
         json.dump(content, handle, indent=1)
     relations, recommended, n_mass = stellar_mass_calibration(table)
@@ -357,6 +404,10 @@ def main(argv=None):
                  if e['held_out']})
     print_table('as observed: each held-out galaxy with every band it has (one call)',
                 content['held_out_as_observed'])
+    print_targets({**{f'set {k}': v for k, v in
+                      content['held_out_targets']['per_band_set'].items()},
+                   **{f'observed {k}': v for k, v in
+                      content['held_out_targets']['as_observed'].items()}})
     print(f'\nstellar mass vs catalogue Mstar ({n_mass} galaxies with W1, W2 at S/N > {MIN_SN})')
     cl, dp = relations['cluver2014']['dustpedia_residual'], relations['dustpedia']
     print(f'cluver2014      bias {cl["bias"]:6.3f} dex  scatter {cl["scatter"]:.3f}  '
