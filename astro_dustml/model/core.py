@@ -489,12 +489,11 @@ class DustModel(BaseEstimator):
             Add to ``<target>_err``, in quadrature, the scatter that the
             flux errors (``<band>_err``) cause in the prediction: central
             differences at one sigma of each band, summed in quadrature over
-            the bands. The model's
-            own sigma was learned from its training rows; for a model trained
-            on global photometry (high signal-to-noise ratios), pixels of
-            low signal-to-noise ratio need this term. It costs two
-            predictions of the means per band, for the rows where that band's
-            error is at least 1%.
+            the bands. The model's own sigma was learned from its training
+            rows; for a model trained on global photometry (high
+            signal-to-noise ratios), pixels of low signal-to-noise ratio
+            need this term. It costs two predictions of the means per band,
+            for the rows where that band's error is at least 1%.
 
         Returns
         -------
