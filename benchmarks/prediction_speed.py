@@ -19,9 +19,14 @@ linearly to 500 trees (prediction time of a forest is linear in its number of
 trees); it is timed on ``min(size, paper_rows)`` rows and scaled linearly to
 the size.  Both are said in the output.
 
+With ``--photometric-noise`` the default model's prediction with the
+pixels' flux errors propagated (``predict(photometric_noise=True)``, what
+the maps stage does for the global models) is timed too, per size.
+
 Usage::
 
     python benchmarks/prediction_speed.py [--sizes 100000 1000000 10000000]
+                                          [--photometric-noise]
 
 and from another script (same folder)::
 
@@ -41,7 +46,7 @@ from astropy.table import QTable
 from sklearn.ensemble import RandomForestRegressor
 
 from astro_dustml.bands import INPUT_BANDS
-from astro_dustml.datasets import load_dustpedia_global
+from astro_dustml.sed import load_dustpedia_global
 from astro_dustml.model.registry import get_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,9 +212,27 @@ def main(argv=None):
     parser.add_argument('--sizes', type=int, nargs='+', default=[10**5, 10**6, 10**7])
     parser.add_argument('--data', default=str(DATA))
     parser.add_argument('--paper-trees', type=int, default=10)
+    parser.add_argument('--photometric-noise', action='store_true',
+                        help='also time predict(photometric_noise=True)')
     args = parser.parse_args(argv)
     run(sizes=args.sizes, data=args.data, paper_trees=args.paper_trees)
+    if args.photometric_noise:
+        photometric_noise(args.sizes, data=args.data)
     return 0
+
+
+def photometric_noise(sizes, *, data=DATA):
+    """Time the default model's prediction with and without the photometric term."""
+    model = get_model()
+    print(f'{"pixels":>10s} {"plain cpu-s":>12s} {"+noise cpu-s":>13s} {"ratio":>6s} '
+          f'{"+noise pix/cpu-s":>17s}')
+    for n in sizes:
+        table = _sample(int(n), data=data, seed=2)
+        _, _, plain, _ = _measure(lambda: model.predict(table, warn=False))
+        _, _, noisy, _ = _measure(lambda: model.predict(table, warn=False,
+                                                        photometric_noise=True))
+        print(f'{n:>10d} {plain:>12.2f} {noisy:>13.2f} {noisy / plain:>6.1f} '
+              f'{n / noisy:>17.0f}', flush=True)
 
 
 if __name__ == '__main__':
