@@ -2,7 +2,9 @@
 The far-infrared side: dust from Herschel maps, and Herschel maps from dust.
 
 Dust properties from far-infrared photometry calibrated to the DustPedia
-catalogue (``dust_fit``, ``calibration``), stellar-mass maps from WISE (``stellar_mass``),
+catalogue (``dust_fit``, ``calibration``; ``temperature_prior`` folds an
+independent temperature such as the models' into a fit), stellar-mass maps
+from WISE (``stellar_mass``),
 predicted Herschel maps and their comparison with observed ones
 (``predict``), and sharp maps constrained by a coarse far-infrared truth
 (``constrain``).

@@ -131,9 +131,17 @@ def _calibrate(result, coef):
         out[key] = 10 ** log_cal
         out[f'{key}_err'] = out[key] * _LN10 * log_cal_err
     c = coef['Tdust']
+    t_gain = c.get('error_scale', 1.0) * (1 + c['slope'])
     out['Td'] = t + c['offset'] + c['slope'] * dt
-    out['Td_err'] = np.sqrt((c.get('error_scale', 1.0) * (1 + c['slope']) * t_err) ** 2
-                            + c['scatter'] ** 2)
+    out['Td_err'] = np.sqrt((t_gain * t_err) ** 2 + c['scatter'] ** 2)
+    out['Td_prior_correlation'] = np.full(np.shape(t), c.get('prior_correlation', 0.0))
+    # covariances of the calibrated log10 Md, log10 Ld with Td (the scatter
+    # terms taken as independent)
+    for name, key in (('Mdust', 'Md'), ('Ldust', 'Ld')):
+        if f'{key}_Td_cov' in result:
+            c = coef[name]
+            out[f'{key}_Td_cov'] = c.get('error_scale', 1.0) * t_gain * (
+                result[f'{key}_Td_cov'] + c['slope'] * t_err ** 2)
     return out
 
 
@@ -196,7 +204,7 @@ def _calibrate_rows(raw, usable, bands):
         pairs.append((_band_key(present), used))
         part = _calibrate({k: v[rows] for k, v in raw.items()}, coefficients)
         for k, v in part.items():
-            out[k][rows] = v
+            out.setdefault(k, np.full(usable.shape[0], np.nan))[rows] = v
         if used not in keys:
             keys.append(used)
         index[rows] = keys.index(used)

@@ -46,6 +46,7 @@ from ..sed.tables import (
     _psf_fwhm,
 )
 from .calibration import _calibrate_rows, _lookup
+from .temperature_prior import _apply_temperature_prior, _prior_arrays
 
 __all__ = ['fit_dust_sed', 'specific_dust_maps']
 
@@ -96,6 +97,9 @@ def _moments(a, b, sff, temperatures, log_prior, log_lum=None):
     log_l = log_m + log_lum  # log10 Ld = log10 Md + log10 l(T)
     out['Ld'] = np.sum(p * log_l, axis=1)
     out['Ld_var'] = np.sum(p * (log_l ** 2 + cond_var), axis=1) - out['Ld'] ** 2
+    # covariances with T (log10 units times K), for a later temperature prior
+    for key, log_v in (('Md', log_m), ('Ld', log_l)):
+        out[f'{key}_Td_cov'] = np.sum(p * log_v * temperatures, axis=1) - out[key] * out['Td']
     out['chi2'] = chi2_min[:, 0]
     # mass signal-to-noise a / sqrt(b) at the best temperature
     out['snr'] = np.take_along_axis(np.exp(ln_a - 0.5 * ln_b), best, axis=1)[:, 0]
@@ -117,7 +121,7 @@ def _fit_arrays(flux, sigma, kernel_table, temperatures, n_refine, beta):
     """
     n = flux.shape[0]
     out = {k: np.full(n, np.nan) for k in ('Md', 'Md_err', 'Td', 'Td_err', 'Ld', 'Ld_err',
-                                           'chi2', 'snr')}
+                                           'Md_Td_cov', 'Ld_Td_cov', 'chi2', 'snr')}
     with np.errstate(divide='ignore', invalid='ignore'):
         w_all = np.where(np.isfinite(sigma) & (sigma > 0) & np.isfinite(flux),
                          1 / sigma ** 2, 0.0)
@@ -159,6 +163,7 @@ def _fit_arrays(flux, sigma, kernel_table, temperatures, n_refine, beta):
                 out[f'{key}_err'][rows] = value * _LN10 * np.sqrt(
                     np.clip(res[f'{key}_var'], 0, None))
             out['Td'][rows] = res['Td']
+            out['Md_Td_cov'][rows], out['Ld_Td_cov'][rows] = res['Md_Td_cov'], res['Ld_Td_cov']
             out['Td_err'][rows] = np.sqrt(np.clip(res['Td_var'], 0, None))
             out['chi2'][rows], out['snr'][rows] = res['chi2'], res['snr']
     return out
@@ -201,7 +206,7 @@ def _finish(result, n_used, min_snr):
 def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
                  min_wavelength=100 * u.micron, temperature_range=(10, 60) * u.K,
                  n_temperatures=32, min_snr=3.0, calibration_errors=False, beta=BETA,
-                 filter_dir=None):
+                 filter_dir=None, temperature_prior=None):
     """
     Fit dust mass, temperature and luminosity to far-infrared maps or fluxes.
 
@@ -249,6 +254,18 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     filter_dir : path-like, optional
         Folder of pcigale filter curves, to integrate them instead of using
         the shipped colour corrections.
+    temperature_prior : `~astropy.nddata.NDData` or tuple of `~astropy.units.Quantity`, optional
+        An independent estimate of the (catalogue-scale) temperature with its
+        uncertainty, per pixel on the maps' grid or per row (or one for all):
+        e.g. ``maps['Td']`` of `~astro_dustml.maps.estimate_dust_maps`, or
+        ``(pred['Td'], pred['Td_err'])`` of `~astro_dustml.model.DustModel.predict`
+        on the same galaxies' UV to mid-infrared fluxes. Each calibrated fit
+        is combined with it as a second Gaussian measurement of ``Td`` (its
+        error correlated with the fit's by the calibration's
+        ``prior_correlation``), and ``Md`` and ``Ld`` follow through their
+        covariance with ``Td`` (see
+        ``astro_dustml.farinfrared.temperature_prior``). Where the prior is NaN
+        or masked the fit is kept. Needs ``calibrated=True``.
 
     Returns
     -------
@@ -267,7 +284,8 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     Raises
     ------
     ValueError
-        Fewer than two bands, unaligned maps, no distance.
+        Fewer than two bands, unaligned maps, no distance, a temperature prior
+        of another shape or without ``calibrated=True``.
 
     Examples
     --------
@@ -286,9 +304,13 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     """
     temperatures = _temperature_grid(temperature_range, _TABLE)
     min_wavelength = u.Quantity(min_wavelength, u.micron)
+    if temperature_prior is not None and not calibrated:
+        raise ValueError('temperature_prior is a temperature on the catalogue scale; it '
+                         'needs calibrated=True.')
     if isinstance(data, QTable):
         return _fit_table(data, distance, bands, calibrated, min_wavelength, temperatures,
-                          calibration_errors, beta, filter_dir, min_snr, n_temperatures)
+                          calibration_errors, beta, filter_dir, min_snr, n_temperatures,
+                          temperature_prior)
     images = _members(data)
     if distance is None:
         raise ValueError('fit_dust_sed needs distance= (e.g. 22.5 * u.Mpc) for maps.')
@@ -316,8 +338,18 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
         sigma.append(np.where(np.isfinite(value), err, np.nan).ravel())
     flux = np.stack(flux, axis=1) * distance_mpc ** 2
     sigma = np.stack(sigma, axis=1) * distance_mpc ** 2
+    prior = None
+    if temperature_prior is not None:
+        if getattr(temperature_prior, 'wcs', None) is not None:
+            try:
+                _check_aligned({bands[0]: images[bands[0]], 'prior': temperature_prior})
+            except ValueError:
+                raise ValueError('temperature_prior is not on the grid of the far-infrared '
+                                 'maps; reproject it onto theirs first (e.g. with '
+                                 'reproject.reproject_interp).') from None
+        prior = _prior_arrays(temperature_prior, shape)
     result, bad, n_used, index, keys = _run(flux, sigma, bands, temperatures, calibrated,
-                                            beta, filter_dir, min_snr, n_temperatures)
+                                            beta, filter_dir, min_snr, n_temperatures, prior)
     calibration = None
     if calibrated:
         # the entry of the full set, and the one each pixel used (pixels
@@ -325,7 +357,8 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
         calibration = dict(zip(('band_set', 'coefficients'), _lookup(bands)))
         calibration.update(pixel_band_sets=keys, pixel_band_set_index=index.reshape(shape))
     meta = {'bands': bands, 'distance': u.Quantity(distance, u.Mpc), 'calibrated': calibrated,
-            'beta': beta, 'psf_fwhm': _psf_fwhm(data, images), 'calibration': calibration}
+            'beta': beta, 'psf_fwhm': _psf_fwhm(data, images), 'calibration': calibration,
+            'temperature_prior': prior is not None}
     units = {'Md': u.Msun, 'Td': u.K, 'Ld': u.Lsun}
     maps = []
     mask = bad.reshape(shape)
@@ -342,7 +375,8 @@ def fit_dust_sed(data, *, distance=None, bands=None, calibrated=True,
     return NDCollection(maps, aligned_axes='all', meta=meta)
 
 
-def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir, min_snr, n_refine):
+def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir, min_snr, n_refine,
+         prior=None):
     if calibrated and beta != BETA:
         raise ValueError(f'The calibration is for beta={BETA}; pass calibrated=False for '
                          f'beta={beta}.')
@@ -353,12 +387,14 @@ def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir, min_snr
     index, keys = np.full(flux.shape[0], -1), []
     if calibrated:
         raw, index, keys = _calibrate_rows(raw, usable, bands)
+    if prior is not None:
+        raw = _apply_temperature_prior(raw, *prior)
     result, bad = _finish(raw, n_used, min_snr)
     return result, bad, n_used, index, keys
 
 
 def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
-               calibration_errors, beta, filter_dir, min_snr, n_refine):
+               calibration_errors, beta, filter_dir, min_snr, n_refine, temperature_prior):
     if bands is None:
         bands = [b for b in FIR_BANDS if b in table.colnames]
     bands = _select_bands(bands, min_wavelength)
@@ -375,9 +411,11 @@ def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
     if calibration_errors:
         cal = np.array([get_band(b).calibration_error for b in bands])
         sigma = np.hypot(sigma, cal * flux)
+    prior = (None if temperature_prior is None
+             else _prior_arrays(temperature_prior, (len(table),)))
     result, bad, n_used, index, keys = _run(flux * d2[:, None], sigma * d2[:, None], bands,
                                             temperatures, calibrated, beta, filter_dir,
-                                            min_snr, n_refine)
+                                            min_snr, n_refine, prior)
     out = table.copy()
     units = {'Md': u.Msun, 'Td': u.K, 'Ld': u.Lsun}
     for key, unit in units.items():
@@ -389,7 +427,8 @@ def _fit_table(table, distance, bands, calibrated, min_wavelength, temperatures,
     out['mask_fit'] = bad
     if calibrated:
         out['calibration_fit'] = np.array([keys[i] if i >= 0 else '' for i in index], dtype=str)
-    out.meta['dust_fit'] = {'bands': bands, 'calibrated': calibrated, 'beta': beta}
+    out.meta['dust_fit'] = {'bands': bands, 'calibrated': calibrated, 'beta': beta,
+                            'temperature_prior': prior is not None}
     return out
 
 
