@@ -79,22 +79,32 @@ def _apply_temperature_prior(result, value, err):
     failed, are kept. Returns a new dict.
     """
     out = {k: np.array(v, dtype=float, copy=True) for k, v in result.items()}
-    t_err = result['Td_err']
-    rho = result.get('Td_prior_correlation', 0.0)
+    out['Td'], out['Td_err'], f, total, shift = _combine(
+        result['Td'], result['Td_err'], value, err, result.get('Td_prior_correlation', 0.0))
+    gain_t = result['Td_err'] ** 2 * f / total
     with np.errstate(invalid='ignore', divide='ignore'):
-        ok = (np.isfinite(value) & np.isfinite(err) & (err > 0)
-              & np.isfinite(result['Td']) & (t_err > 0))
+        for key in ('Md', 'Ld'):
+            # cov(x, Td) f: the part of x's error the innovation sees
+            cov_f = np.where(np.isfinite(total), result[f'{key}_Td_cov'], 0.0) * f
+            log_err = result[f'{key}_err'] / (result[key] * _LN10)
+            out[key] = result[key] * 10 ** (cov_f / total * shift)
+            log_err = np.sqrt(np.clip(log_err ** 2 - cov_f ** 2 / total, 0, None))
+            out[f'{key}_err'] = out[key] * _LN10 * log_err
+            out[f'{key}_Td_cov'] = result[f'{key}_Td_cov'] - cov_f * gain_t
+    return out
+
+
+def _combine(t, t_err, value, err, rho):
+    """
+    ``(Td, Td_err, f, S, value - Td)`` of the fit ``t +- t_err`` combined with the prior.
+
+    ``f = max(1 - rho err / t_err, 0)`` and ``S`` the innovation variance
+    (infinite, and the fit kept, where either estimate is unusable).
+    """
+    with np.errstate(invalid='ignore', divide='ignore'):
+        ok = (np.isfinite(value) & np.isfinite(err) & (err > 0) & np.isfinite(t) & (t_err > 0))
         f = np.where(ok, np.clip(1 - rho * err / t_err, 0, None), 0.0)
         total = np.where(ok, t_err ** 2 + err ** 2 - 2 * rho * t_err * err, np.inf)
-        shift = np.where(ok, value - result['Td'], 0.0)
+        shift = np.where(ok, value - t, 0.0)
         gain_t = t_err ** 2 * f / total
-        out['Td'] = result['Td'] + gain_t * shift
-        out['Td_err'] = np.sqrt(t_err ** 2 - t_err ** 2 * f * gain_t)
-        for key in ('Md', 'Ld'):
-            cov = np.where(ok, result[f'{key}_Td_cov'], 0.0)
-            log_err = result[f'{key}_err'] / (result[key] * _LN10)
-            out[key] = result[key] * 10 ** (cov * f / total * shift)
-            log_err = np.sqrt(np.clip(log_err ** 2 - (cov * f) ** 2 / total, 0, None))
-            out[f'{key}_err'] = out[key] * _LN10 * log_err
-            out[f'{key}_Td_cov'] = result[f'{key}_Td_cov'] - cov * f * gain_t
-    return out
+        return t + gain_t * shift, np.sqrt(t_err ** 2 - t_err ** 2 * f * gain_t), f, total, shift
