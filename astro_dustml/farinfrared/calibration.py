@@ -45,8 +45,11 @@ def dust_calibration():
         ``band_sets``: per set of fitted bands (names joined by ``'+'``), the
         ``coefficients`` per quantity (``'Mdust'``, ``'Ldust'``: log10;
         ``'Tdust'``: K): ``offset``, ``slope`` (per K of ``T_fit - 20 K``)
-        and grouped-CV ``scatter``, with its ``cross_validation`` report;
+        and grouped-CV ``scatter`` (for ``'Tdust'`` also ``prior_correlation``,
+        that of its errors with a UV-MIR model's, for ``temperature_prior``),
+        with its ``cross_validation`` report and ``held_out`` report;
         ``default``: the set used for band sets without their own; the
+        held-out reports of one-call fits and of fits with the prior; the
         provenance of the fit.
 
     Examples
