@@ -320,9 +320,8 @@ def prior_temperature(table, train):
 
     The default model's recipe trained on the training split only (target
     Td). Returns ``(Td, Td_err)`` of every galaxy as Quantities (the held-out
-    ones new to the model) and, as arrays, the grouped 4-fold out-of-fold
-    values on the training split (NaN elsewhere; the folds of the
-    calibration).
+    ones new to the model) and, as arrays, its grouped 4-fold out-of-fold
+    values on the training split (NaN elsewhere).
     """
     spec = MODELS['dustpedia-global']
     model = DustModel(n_jobs=2, **{**MODEL_SETTINGS, **spec['settings']})
@@ -342,7 +341,7 @@ def held_out_with_prior(table, train, content, prior):
     """The per-set held-out report of ``content``, refitted with the temperature prior."""
     out = {}
     with _Calibration(content):
-        for key, entry in content['band_sets'].items():
+        for key in content['band_sets']:
             bands = key.split('+')
             rows = np.flatnonzero(_usable(table, _raw_fit(table, bands)) & ~train)
             if rows.size:
