@@ -63,7 +63,7 @@ _COARSE = 40  # points of the first, locating pass over the temperature range
 _TABLE = 1024  # points of the kernel table the second pass interpolates
 
 
-def _moments(a, b, sff, temperatures, log_prior, log_lum=None):
+def _moments(a, b, sff, temperatures, log_prior, log_lum=None, covariances=False):
     """
     Posterior moments from ``a = sum w F K`` and ``b = sum w K^2`` on temperature grids.
 
@@ -97,16 +97,17 @@ def _moments(a, b, sff, temperatures, log_prior, log_lum=None):
     log_l = log_m + log_lum  # log10 Ld = log10 Md + log10 l(T)
     out['Ld'] = np.sum(p * log_l, axis=1)
     out['Ld_var'] = np.sum(p * (log_l ** 2 + cond_var), axis=1) - out['Ld'] ** 2
-    # covariances with T (log10 units times K), for a later temperature prior
-    for key, log_v in (('Md', log_m), ('Ld', log_l)):
-        out[f'{key}_Td_cov'] = np.sum(p * log_v * temperatures, axis=1) - out[key] * out['Td']
+    if covariances:  # with T (log10 units times K), for a temperature prior
+        for key, log_v in (('Md', log_m), ('Ld', log_l)):
+            out[f'{key}_Td_cov'] = (np.sum(p * log_v * temperatures, axis=1)
+                                    - out[key] * out['Td'])
     out['chi2'] = chi2_min[:, 0]
     # mass signal-to-noise a / sqrt(b) at the best temperature
     out['snr'] = np.take_along_axis(np.exp(ln_a - 0.5 * ln_b), best, axis=1)[:, 0]
     return out
 
 
-def _fit_arrays(flux, sigma, kernel_table, temperatures, n_refine, beta):
+def _fit_arrays(flux, sigma, kernel_table, temperatures, n_refine, beta, covariances=False):
     """
     Grid posterior of the modified black body for many SEDs at once.
 
@@ -118,10 +119,13 @@ def _fit_arrays(flux, sigma, kernel_table, temperatures, n_refine, beta):
     temperatures spanning +-5 sigma around it (within the prior range),
     with the kernels interpolated in log-log, so that narrow posteriors are
     resolved and the work stays proportional to ``_COARSE + n_refine``.
+    ``covariances``: also return ``Md_Td_cov`` and ``Ld_Td_cov`` (for a
+    temperature prior).
     """
     n = flux.shape[0]
-    out = {k: np.full(n, np.nan) for k in ('Md', 'Md_err', 'Td', 'Td_err', 'Ld', 'Ld_err',
-                                           'Md_Td_cov', 'Ld_Td_cov', 'chi2', 'snr')}
+    keys = ['Md', 'Md_err', 'Td', 'Td_err', 'Ld', 'Ld_err', 'chi2', 'snr']
+    cov_keys = ['Md_Td_cov', 'Ld_Td_cov'] if covariances else []
+    out = {k: np.full(n, np.nan) for k in keys + cov_keys}
     with np.errstate(divide='ignore', invalid='ignore'):
         w_all = np.where(np.isfinite(sigma) & (sigma > 0) & np.isfinite(flux),
                          1 / sigma ** 2, 0.0)
@@ -155,15 +159,16 @@ def _fit_arrays(flux, sigma, kernel_table, temperatures, n_refine, beta):
                                        for row in log_k_table], axis=-1))  # (n, t, b)
             a = np.einsum('nb,ntb->nt', wf, kernels)
             b = np.einsum('nb,ntb->nt', w, kernels ** 2)
-            res = _moments(a, b, sff, grid, 0.0,
-                           np.log10(_luminosity_per_mass(grid, beta)))
+            res = _moments(a, b, sff, grid, 0.0, np.log10(_luminosity_per_mass(grid, beta)),
+                           covariances=covariances)
             for key in ('Md', 'Ld'):
                 value = 10 ** res[key]
                 out[key][rows] = value
                 out[f'{key}_err'][rows] = value * _LN10 * np.sqrt(
                     np.clip(res[f'{key}_var'], 0, None))
             out['Td'][rows] = res['Td']
-            out['Md_Td_cov'][rows], out['Ld_Td_cov'][rows] = res['Md_Td_cov'], res['Ld_Td_cov']
+            for key in cov_keys:
+                out[key][rows] = res[key]
             out['Td_err'][rows] = np.sqrt(np.clip(res['Td_var'], 0, None))
             out['chi2'][rows], out['snr'][rows] = res['chi2'], res['snr']
     return out
@@ -381,7 +386,8 @@ def _run(flux, sigma, bands, temperatures, calibrated, beta, filter_dir, min_snr
         raise ValueError(f'The calibration is for beta={BETA}; pass calibrated=False for '
                          f'beta={beta}.')
     kernels = np.array([_band_flux_per_mass(b, temperatures, beta, filter_dir) for b in bands])
-    raw = _fit_arrays(flux, sigma, kernels, temperatures, n_refine, beta)
+    raw = _fit_arrays(flux, sigma, kernels, temperatures, n_refine, beta,
+                      covariances=prior is not None)
     usable = np.isfinite(flux) & np.isfinite(sigma) & (sigma > 0)
     n_used = np.sum(usable, axis=1)
     index, keys = np.full(flux.shape[0], -1), []
