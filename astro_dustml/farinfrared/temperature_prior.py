@@ -12,17 +12,17 @@ deviations; the correlation is measured per band set on the training split
 by ``scripts/calibrate_fir.py``): the temperature takes the best linear
 combination, and log10 Md and log10 Ld, which a fit ties to its temperature,
 move by their covariance with it (the linear-Gaussian update, as in a Kalman
-filter). Where the far-infrared colour is precise the fit
-barely moves; where it is not, the prior carries the temperature.
+filter). Where the far-infrared colour is precise the fit barely moves;
+where it is not, the prior carries the temperature.
 
-Uses `astro_dustml.imaging` (image checks).
+Uses `astro_dustml.imaging` and `astro_dustml.sed` (image checks).
 """
 
 import astropy.units as u
 import numpy as np
-from astropy.nddata import StdDevUncertainty
 
 from ..imaging.io import _usable
+from ..sed.tables import _error_array
 
 __all__ = []
 
@@ -37,13 +37,13 @@ def _prior_arrays(prior, shape):
     ``shape``: that of the fitted maps, or ``(n_rows,)`` for a table.
     """
     if hasattr(prior, 'data') and hasattr(prior, 'uncertainty'):
-        if prior.uncertainty is None:
+        err = _error_array(prior)
+        if err is None:
             raise ValueError('temperature_prior has no uncertainty; give it a '
                              'StdDevUncertainty (the Td map of estimate_dust_maps has one).')
-        unit = prior.unit
-        value = np.where(_usable(prior), np.asarray(prior.data, dtype=float), np.nan)
-        err = np.asarray(prior.uncertainty.represent_as(StdDevUncertainty).array, dtype=float)
-        value, err = value * u.Unit(unit or ''), err * u.Unit(unit or '')
+        unit = u.Unit(prior.unit or '')
+        value = np.where(_usable(prior), np.asarray(prior.data, dtype=float), np.nan) * unit
+        err = np.asarray(err, dtype=float) * unit
     elif isinstance(prior, (tuple, list)) and len(prior) == 2:
         value, err = (u.Quantity(p) for p in prior)
     else:
